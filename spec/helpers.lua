@@ -1,0 +1,165 @@
+-- Shared helpers for the busted specs.
+-- `make test` runs the suite with a private TMPDIR and LUA_PATH/LUA_CPATH pointing at this
+-- tree, and child processes started from here inherit both.
+
+local mq = require "mq"
+local core = require "mq.core"
+
+local H = {}
+
+H.LUA = os.getenv("LUA") or "lua5.4"
+H.TMPDIR = (os.getenv("TMPDIR") ~= nil and os.getenv("TMPDIR") ~= "") and os.getenv("TMPDIR") or "/tmp"
+
+local tracked = {}   -- names and keys to destroy in cleanup()
+local seq = 0
+
+local function pid()
+  local f = assert(io.open("/proc/self/stat"))
+  local s = f:read("l")
+  f:close()
+  return tonumber(s:match("^(%d+)"))
+end
+H.pid = pid()
+
+math.randomseed(os.time() ~ H.pid)
+
+-- A queue name unique within this run; the run's private TMPDIR makes it unique across runs.
+function H.name(prefix)
+  seq = seq + 1
+  local n = string.format("%s-%d-%d", prefix or "q", H.pid, seq)
+  tracked[#tracked + 1] = n
+  return n
+end
+
+-- Remember a name or key so that cleanup() destroys its queue.
+function H.track(where)
+  tracked[#tracked + 1] = where
+  return where
+end
+
+-- A fresh queue on a random integer key no other live queue uses; returns handle, key.
+function H.fresh_key_queue(perm)
+  for _ = 1, 1000 do
+    local key = math.random(0x10000000, 0x7ffffffe)
+    local q, _, code = mq.new(key, perm)
+    if q then
+      H.track(key)
+      return q, key
+    end
+    assert(code == "exists", code)
+  end
+  error("no free System V key found")
+end
+
+-- An integer key that no queue uses right now (nothing is created).
+function H.unused_key()
+  for _ = 1, 1000 do
+    local key = math.random(0x10000000, 0x7ffffffe)
+    local q, _, code = mq.open(key)
+    if not q and code == "notfound" then return key end
+    if q then q:close() end
+  end
+  error("no unused System V key found")
+end
+
+-- Destroy every queue created through the helpers (and their key files).
+function H.cleanup()
+  for i = #tracked, 1, -1 do
+    mq.destroy(tracked[i])
+    tracked[i] = nil
+  end
+end
+
+function H.path(name)
+  return H.TMPDIR .. "/" .. name
+end
+
+function H.write_file(path, data)
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+end
+
+function H.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+function H.exists(path)
+  return os.execute("test -e '" .. path .. "' || test -L '" .. path .. "'") == true
+end
+
+function H.shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+-- Run a shell command; returns success, exit code, combined output.
+function H.sh(cmd)
+  local p = assert(io.popen("(" .. cmd .. ") 2>&1", "r"))
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return ok == true, code, out
+end
+
+-- Write Lua source to a file in TMPDIR and return its path.
+function H.script(source)
+  seq = seq + 1
+  local path = string.format("%s/script-%d-%d.lua", H.TMPDIR, H.pid, seq)
+  H.write_file(path, source)
+  return path
+end
+
+-- Run Lua source in a child lua5.4 to completion; returns success, exit code, output.
+function H.run_lua(source, ...)
+  local args = {}
+  for i, a in ipairs({ ... }) do args[i] = H.shell_quote(a) end
+  return H.sh(H.LUA .. " " .. H.script(source) .. " " .. table.concat(args, " "))
+end
+
+-- Start Lua source in a background lua5.4; returns an object whose wait([timeout]) returns
+-- success, exit code, output once the child has exited (or nil, "timeout").
+function H.spawn_lua(source, ...)
+  local args = {}
+  for i, a in ipairs({ ... }) do args[i] = H.shell_quote(a) end
+  local script = H.script(source)
+  local out, status = script .. ".out", script .. ".status"
+  os.execute(string.format("(%s %s %s > %s 2>&1; echo $? > %s) &",
+    H.LUA, script, table.concat(args, " "), out, status))
+  local child = {}
+  function child.wait(_, timeout)
+    local deadline = core.monotonic() + (timeout or 30)
+    while core.monotonic() < deadline do
+      local st = H.read_file(status)
+      if st and st:match("%d") then
+        local code = tonumber(st:match("%d+"))
+        return code == 0, code, H.read_file(out) or ""
+      end
+      core.sleep(0.005)
+    end
+    return nil, "timeout", H.read_file(out) or ""
+  end
+  return child
+end
+
+-- Wait until fn() returns a true value, polling; returns that value or nil on timeout.
+function H.wait_until(fn, timeout)
+  local deadline = core.monotonic() + (timeout or 10)
+  repeat
+    local v = fn()
+    if v then return v end
+    core.sleep(0.002)
+  until core.monotonic() > deadline
+  return nil
+end
+
+-- Bytes 0..255, each once: a payload that exercises binary safety.
+function H.all_bytes()
+  local t = {}
+  for i = 0, 255 do t[#t + 1] = string.char(i) end
+  return table.concat(t)
+end
+
+return H

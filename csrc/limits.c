@@ -1,0 +1,40 @@
+/*
+ * The kernel's message queue limits, from /proc/sys/kernel.
+ * msgmax is cached for the hot path (default receive size, send size check)
+ * and re-read whenever a size failure suggests an administrator changed it.
+ */
+#include <stdio.h>
+
+#include "mq.h"
+
+#define MQ_DEFAULT_MSGMAX 8192L
+
+static long cached_msgmax = 0;
+
+static long read_limit(const char *file, long fallback) {
+  char path[64];
+  long v = fallback;
+  FILE *f;
+  snprintf(path, sizeof path, "/proc/sys/kernel/%s", file);
+  f = fopen(path, "re");
+  if (f == NULL) return fallback;
+  if (fscanf(f, "%ld", &v) != 1 || v <= 0) v = fallback;
+  fclose(f);
+  return v;
+}
+
+long mq_msgmax(int refresh) {
+  if (refresh || cached_msgmax == 0) cached_msgmax = read_limit("msgmax", MQ_DEFAULT_MSGMAX);
+  return cached_msgmax;
+}
+
+int mq_limits(lua_State *L) {
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, mq_msgmax(1));
+  lua_setfield(L, -2, "msgmax");
+  lua_pushinteger(L, read_limit("msgmnb", 16384L));
+  lua_setfield(L, -2, "msgmnb");
+  lua_pushinteger(L, read_limit("msgmni", 32000L));
+  lua_setfield(L, -2, "msgmni");
+  return 1;
+}

@@ -1,0 +1,202 @@
+--- mq: System V message queues for Lua 5.4.
+-- The C core (mq.core) does every system call; this layer is policy on top of
+-- it: timed calls that poll in nonblocking mode with an adaptive back-off,
+-- select over several queues, the messages iterator and the waiter hook.
+-- The reference is README.md; the contract is API.md.
+
+local core = require "mq.core"
+
+local poll_send, poll_receive = core.poll_send, core.poll_receive
+local monotonic, sleep = core.monotonic, core.sleep
+local isyieldable, yield = coroutine.isyieldable, coroutine.yield
+local huge, tointeger = math.huge, math.tointeger
+local error, type, tostring, getmetatable = error, type, tostring, getmetatable
+
+local mq = {
+  new = core.new,
+  open = core.open,
+  destroy = core.destroy,
+  ftok = core.ftok,
+  limits = core.limits,
+  O_RDONLY = core.O_RDONLY,
+  O_WRONLY = core.O_WRONLY,
+  O_RDWR = core.O_RDWR,
+  O_NONBLOCK = core.O_NONBLOCK,
+  PRIVATE = core.PRIVATE,
+  _VERSION = core._VERSION,
+}
+
+--- The seed's explicit System V calls; new/open/destroy are the same functions.
+mq.sysv = { create = core.new, open = core.open, destroy = core.destroy }
+
+local methods = core.methods
+local queue_mt = core.metatable
+
+-- Back-off of the timed calls: `spins` immediate retries, then waits from
+-- `min` seconds doubling up to `max`. A lower max wakes sooner when a message
+-- arrives; a higher one burns less CPU while idle (see README, Performance).
+local poll = { spins = 3, min = 50e-6, max = 1e-3 }
+
+--- The default waiter: yield inside any yieldable coroutine (so a round-robin
+-- scheduler keeps its other coroutines running), sleep in C otherwise.
+local function default_waiter(seconds)
+  if isyieldable() then
+    yield()
+  else
+    sleep(seconds)
+  end
+end
+
+local waiter = default_waiter
+
+local function argerror(n, fname, msg)
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
+end
+
+local function check_type(v, n, fname, want, optional)
+  local t = type(v)
+  if t == want or (optional and v == nil) or (want == "string" and t == "number") then return end
+  argerror(n, fname, ("%s expected, got %s"):format(want, v == nil and "no value" or t))
+end
+
+-- The deadline of a timed call on a monotonic clock, or nil, message, code.
+-- A negative or infinite timeout waits for ever; NaN is invalid (after closed).
+local function deadline_of(q, timeout, n, op)
+  check_type(timeout, n, op, "number")
+  if timeout ~= timeout then
+    local ok, msg, code = q:id()
+    if not ok then return nil, msg, code end
+    return nil, ("%s %s: the timeout is NaN"):format(op, tostring(q)), "invalid"
+  end
+  if timeout < 0 or timeout == huge then return huge end
+  return monotonic() + timeout
+end
+
+-- Poll `attempt(q, a, b, op)` until it gives something other than false or the
+-- deadline passes; between polls, back off and call the waiter.
+local function poll_until(op, q, deadline, timeout, attempt, a, b)
+  local spins, step, cap = poll.spins, poll.min, poll.max
+  local tries = 0
+  while true do
+    local r1, r2, r3 = attempt(q, a, b, op)
+    if r1 ~= false then return r1, r2, r3 end
+    local now = monotonic()
+    if now >= deadline then
+      return nil, ("%s %s: timed out after %g s"):format(op, tostring(q), timeout), "timeout"
+    end
+    tries = tries + 1
+    if tries > spins then
+      local left = deadline - now
+      waiter(step < left and step or left)
+      step = step * 2
+      if step > cap then step = cap end
+    end
+  end
+end
+
+--- q:send_timeout(data, timeout [, mtype]) -> true | nil, message, code
+function methods.send_timeout(q, data, timeout, mtype)
+  check_type(data, 1, "send_timeout", "string")
+  check_type(mtype, 3, "send_timeout", "number", true)
+  local deadline, msg, code = deadline_of(q, timeout, 2, "send_timeout")
+  if not deadline then return nil, msg, code end
+  return poll_until("send_timeout", q, deadline, timeout, poll_send, data, mtype)
+end
+
+--- q:receive_timeout(timeout [, mtype [, maxsize]]) -> data, mtype | nil, message, code
+function methods.receive_timeout(q, timeout, mtype, maxsize)
+  check_type(mtype, 2, "receive_timeout", "number", true)
+  check_type(maxsize, 3, "receive_timeout", "number", true)
+  local deadline, msg, code = deadline_of(q, timeout, 1, "receive_timeout")
+  if not deadline then return nil, msg, code end
+  return poll_until("receive_timeout", q, deadline, timeout, poll_receive, mtype, maxsize)
+end
+
+--- q:messages([timeout [, mtype]]) -> iterator over data, mtype.
+-- Ends once no message came for `timeout` seconds (default 0: when empty).
+-- Any other failure raises, since a for loop cannot return it.
+function methods.messages(q, timeout, mtype)
+  check_type(timeout, 1, "messages", "number", true)
+  check_type(mtype, 2, "messages", "number", true)
+  local ok, msg, code = q:id()
+  if not ok then return nil, msg, code end
+  timeout = timeout or 0
+  if timeout ~= timeout then error(("messages %s: the timeout is NaN"):format(tostring(q)), 2) end
+  return function()
+    local data, t, why = q:receive_timeout(timeout, mtype)
+    if data then return data, t end
+    if why ~= "timeout" then error(t, 0) end
+    return nil
+  end
+end
+
+--- mq.select(handles, timeout [, mtype]) -> handle, data, mtype | nil, message, code
+-- The first queue to yield a message, tried in list order at each poll.
+local function select_attempt(handles, mtype, _, op)
+  for i = 1, #handles do
+    local q = handles[i]
+    local data, t, code = poll_receive(q, mtype, nil, op)
+    if data then return q, data, t end
+    if data == nil then return nil, t, code end
+  end
+  return false
+end
+
+function mq.select(handles, timeout, mtype)
+  check_type(handles, 1, "select", "table")
+  check_type(mtype, 3, "select", "number", true)
+  for i = 1, #handles do
+    if getmetatable(handles[i]) ~= queue_mt then
+      argerror(1, "select", ("handle expected at index %d, got %s"):format(i, type(handles[i])))
+    end
+  end
+  check_type(timeout, 2, "select", "number")
+  if #handles == 0 then return nil, "select: no queues given", "invalid" end
+  if timeout ~= timeout then
+    local _, msg, code = select_attempt(handles, mtype, nil, "select")
+    if code == "closed" then return nil, msg, code end
+    return nil, "select: the timeout is NaN", "invalid"
+  end
+  local deadline = (timeout < 0 or timeout == huge) and huge or monotonic() + timeout
+  local r1, r2, r3 = poll_until("select", handles, deadline, timeout, select_attempt, mtype)
+  if r1 == nil and r3 == "timeout" then
+    return nil, ("select over %d queues: timed out after %g s"):format(#handles, timeout), "timeout"
+  end
+  return r1, r2, r3
+end
+
+--- mq.set_waiter(fn) -> previous waiter; nil restores the default.
+function mq.set_waiter(fn)
+  check_type(fn, 1, "set_waiter", "function", true)
+  local previous = waiter
+  waiter = fn or default_waiter
+  return previous
+end
+
+--- mq.get_poll() -> {spins=, min=, max=}: the timed calls' back-off.
+function mq.get_poll()
+  return { spins = poll.spins, min = poll.min, max = poll.max }
+end
+
+--- mq.set_poll{spins=, min=, max=} -> previous settings | nil, message, "invalid"
+-- Fields left out keep their value.
+function mq.set_poll(t)
+  check_type(t, 1, "set_poll", "table")
+  check_type(t.spins, 1, "set_poll", "number", true)
+  check_type(t.min, 1, "set_poll", "number", true)
+  check_type(t.max, 1, "set_poll", "number", true)
+  local spins, min, max = tointeger(t.spins or poll.spins), t.min or poll.min, t.max or poll.max
+  if not spins or spins < 0 then
+    return nil, "set_poll: spins must be an integer >= 0", "invalid"
+  end
+  if not (min > 0 and min < huge and max >= min and max < huge) then
+    return nil, "set_poll: need 0 < min <= max, both finite (seconds)", "invalid"
+  end
+  local previous = mq.get_poll()
+  poll.spins, poll.min, poll.max = spins, min, max
+  return previous
+end
+
+mq.codes = core.codes
+
+return mq

@@ -23,7 +23,7 @@ OBJS := $(SRCS:csrc/%.c=build/%.o)
 # The test environment: this tree's module first, a private TMPDIR per run.
 TEST_ENV = LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/spec/?.lua;;' LUA_CPATH='$(CURDIR)/?.so;;'
 
-.PHONY: all test demo install uninstall clean bench examples lint asan valgrind
+.PHONY: all test demo install install-lib uninstall clean bench examples lint asan valgrind
 
 all: mq.so
 
@@ -48,11 +48,15 @@ demo: mq.so
 	  $(TEST_ENV) TMPDIR="$$tmp" LUA=$(LUA) sh examples/producer_consumer/run; \
 	  rc=$$?; rm -rf "$$tmp"; exit $$rc
 
-install: mq.so
-	install -d $(DESTDIR)$(LUA_LIBDIR) $(DESTDIR)$(LUA_DIR) $(DESTDIR)$(BINDIR)
+install: install-lib
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 0755 bin/mq $(DESTDIR)$(BINDIR)/mq
+
+# The module alone (luarocks installs and wraps bin/mq itself).
+install-lib: mq.so
+	install -d $(DESTDIR)$(LUA_LIBDIR) $(DESTDIR)$(LUA_DIR)
 	install -m 0755 mq.so $(DESTDIR)$(LUA_LIBDIR)/mq.so
 	install -m 0644 lua/mq.lua $(DESTDIR)$(LUA_DIR)/mq.lua
-	install -m 0755 bin/mq $(DESTDIR)$(BINDIR)/mq
 
 uninstall:
 	rm -f $(DESTDIR)$(LUA_LIBDIR)/mq.so $(DESTDIR)$(LUA_DIR)/mq.lua $(DESTDIR)$(BINDIR)/mq

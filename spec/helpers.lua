@@ -162,4 +162,48 @@ function H.all_bytes()
   return table.concat(t)
 end
 
+-- The `ipcs -q` row of queue `id` as {key=, perms=, bytes=, messages=} (key unsigned), or nil.
+function H.ipcs_queue(id)
+  local ok, _, out = H.sh("ipcs -q")
+  if not ok then return nil end
+  for line in out:gmatch("[^\n]+") do
+    local key, qid, perms, bytes, msgs =
+      line:match("^0x(%x+)%s+(%d+)%s+%S+%s+(%d+)%s+(%d+)%s+(%d+)")
+    if qid and tonumber(qid) == id then
+      return { key = tonumber(key, 16), perms = tonumber(perms, 8),
+               bytes = tonumber(bytes), messages = tonumber(msgs) }
+    end
+  end
+  return nil
+end
+
+-- Run Lua source with `lua5.4 -e` under `timeout` (exit code 124 when it ran out of time),
+-- behind an optional shell prefix such as "setpriv ..." or "umask 0;".
+-- Returns success, exit code, output. The source must not rely on TMPDIR being readable.
+function H.lua_e(source, prefix, seconds)
+  return H.sh(string.format("%s timeout %d %s -e %s", prefix or "", seconds or 20,
+    H.LUA, H.shell_quote(source)))
+end
+
+-- Check that a call returned the failure triple nil, message, `code`; returns the message.
+function H.fails(code, v, msg, got)
+  if v ~= nil or type(msg) ~= "string" or got ~= code then
+    error(string.format("expected nil, <message>, %q; got %s, %s, %s", code, tostring(v),
+      tostring(msg), tostring(got)), 2)
+  end
+  return msg
+end
+
+-- Lua source a child can start with to learn its own pid as `PID`.
+H.CHILD_PID = 'local PID = tonumber(io.open("/proc/self/stat"):read("l"):match("^%d+"))\n'
+
+-- Wait until process `child_pid` sleeps in the kernel function `fn` (e.g. "do_msgrcv",
+-- "do_msgsnd") as /proc/<pid>/wchan shows; returns true, or nil on timeout.
+function H.wait_blocked_in(child_pid, fn, timeout)
+  return H.wait_until(function()
+    local w = H.read_file("/proc/" .. child_pid .. "/wchan")
+    return w ~= nil and w:find(fn, 1, true) ~= nil
+  end, timeout or 10)
+end
+
 return H

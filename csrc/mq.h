@@ -91,7 +91,7 @@ void mq_describe(const mq_queue *q, char *out, size_t outsz);
 void mq_queue_register(lua_State *L);
 
 /* transfer.c: send, receive, peek and the cheap polls of the timed calls. */
-void mq_transfer_register(lua_State *L, int methods, int module);
+void mq_transfer_register(lua_State *L, int metatable, int methods, int module);
 void mq_free_buffer(lua_State *L, mq_queue *q);
 
 /* limits.c */

@@ -29,8 +29,19 @@ mq_queue *mq_push_queue(lua_State *L, int id, int flags, const mq_where *w) {
   return q;
 }
 
+/*
+ * The handle at `arg`. Every C function that takes a handle carries the
+ * metatable as upvalue 1, so the check is one pointer comparison instead of
+ * luaL_checkudata's registry lookup by name (measurable on the hot path).
+ */
 mq_queue *mq_check_queue(lua_State *L, int arg) {
-  return (mq_queue *)luaL_checkudata(L, arg, MQ_QUEUE_MT);
+  void *p = lua_touserdata(L, arg);
+  if (p != NULL && lua_getmetatable(L, arg)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (same) return (mq_queue *)p;
+  }
+  return (mq_queue *)luaL_checkudata(L, arg, MQ_QUEUE_MT);  /* raises the usual error */
 }
 
 void mq_describe(const mq_queue *q, char *out, size_t outsz) {
@@ -198,12 +209,17 @@ static const luaL_Reg queue_meta[] = {
   {NULL, NULL}
 };
 
-/* Creates the "mq.queue" metatable; leaves the methods table (its __index) on the stack. */
+/*
+ * Creates the "mq.queue" metatable and its methods table (the __index),
+ * leaving both on the stack: metatable below, methods on top.
+ */
 void mq_queue_register(lua_State *L) {
   luaL_newmetatable(L, MQ_QUEUE_MT);     /* also sets __name */
-  luaL_setfuncs(L, queue_meta, 0);
-  luaL_newlib(L, queue_methods);
+  lua_pushvalue(L, -1);
+  luaL_setfuncs(L, queue_meta, 1);
+  luaL_newlibtable(L, queue_methods);
+  lua_pushvalue(L, -2);
+  luaL_setfuncs(L, queue_methods, 1);
   lua_pushvalue(L, -1);
   lua_setfield(L, -3, "__index");
-  lua_remove(L, -2);
 }

@@ -222,16 +222,28 @@ static int q_receive(lua_State *L) { return receive_message(L, WAIT_PER_HANDLE);
 static int core_poll_send(lua_State *L) { return send_message(L, POLL); }
 static int core_poll_receive(lua_State *L) { return receive_message(L, POLL); }
 
-/* Adds send/receive/peek to the methods table and the polls to the module table. */
-void mq_transfer_register(lua_State *L, int methods, int module) {
-  lua_pushcfunction(L, q_send);
-  lua_setfield(L, methods, "send");
-  lua_pushcfunction(L, q_receive);
-  lua_setfield(L, methods, "receive");
-  lua_pushcfunction(L, q_peek);
-  lua_setfield(L, methods, "peek");
-  lua_pushcfunction(L, core_poll_send);
-  lua_setfield(L, module, "poll_send");
-  lua_pushcfunction(L, core_poll_receive);
-  lua_setfield(L, module, "poll_receive");
+static const luaL_Reg transfer_methods[] = {
+  {"send", q_send},
+  {"receive", q_receive},
+  {"peek", q_peek},
+  {NULL, NULL}
+};
+
+static const luaL_Reg transfer_polls[] = {
+  {"poll_send", core_poll_send},
+  {"poll_receive", core_poll_receive},
+  {NULL, NULL}
+};
+
+/* Adds send/receive/peek to the methods table and the polls to the module
+ * table, each with the metatable as upvalue (see mq_check_queue). */
+void mq_transfer_register(lua_State *L, int metatable, int methods, int module) {
+  lua_pushvalue(L, methods);
+  lua_pushvalue(L, metatable);
+  luaL_setfuncs(L, transfer_methods, 1);
+  lua_pop(L, 1);
+  lua_pushvalue(L, module);
+  lua_pushvalue(L, metatable);
+  luaL_setfuncs(L, transfer_polls, 1);
+  lua_pop(L, 1);
 }

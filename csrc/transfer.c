@@ -184,7 +184,7 @@ static int receive_message(lua_State *L, enum wait_mode mode) {
   const char *op;
   int flags;
   ok = opt_integer(L, 3, 0, &maxsize) && ok;
-  if (q->id >= 0 && ok && mtype != LLONG_MIN && (default_max || (maxsize >= 1 && maxsize <= INT_MAX)) &&
+  if (q->id >= 0 && ok && (default_max || (maxsize >= 1 && maxsize <= INT_MAX)) &&
       (q->flags & MQ_O_RDONLY)) {
     if (default_max) maxsize = mq_msgmax(0);
     flags = (mode == POLL || (q->flags & MQ_O_NONBLOCK)) ? IPC_NOWAIT : 0;
@@ -193,7 +193,7 @@ static int receive_message(lua_State *L, enum wait_mode mode) {
   }
   op = op_name(L, mode, "receive");
   if (q->id < 0) return mq_fail_queue(L, op, q, MQ_ECLOSED, "the handle is closed");
-  if (!ok || mtype == LLONG_MIN)
+  if (!ok)
     return mq_fail_queue(L, op, q, MQ_EINVALID, "the message type must be an integer");
   if (!default_max && (maxsize < 1 || maxsize > INT_MAX))
     return mq_fail_queue(L, op, q, MQ_EINVALID, "maxsize must be an integer within 1 .. 2^31-1");

@@ -3,7 +3,9 @@
  * msgmax is cached for the hot path (default receive size, send size check)
  * and re-read whenever a size failure suggests an administrator changed it.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "mq.h"
 
@@ -12,14 +14,18 @@
 static long cached_msgmax = 0;
 
 static long read_limit(const char *file, long fallback) {
-  char path[64];
-  long v = fallback;
+  char path[64], text[32];
+  char *end;
+  long v;
   FILE *f;
   snprintf(path, sizeof path, "/proc/sys/kernel/%s", file);
   f = fopen(path, "re");
   if (f == NULL) return fallback;
-  if (fscanf(f, "%ld", &v) != 1 || v <= 0) v = fallback;
+  if (fgets(text, sizeof text, f) == NULL) text[0] = '\0';
   fclose(f);
+  errno = 0;
+  v = strtol(text, &end, 10);
+  if (errno != 0 || end == text || v <= 0) return fallback;
   return v;
 }
 

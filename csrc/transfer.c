@@ -182,12 +182,11 @@ static int receive_message(lua_State *L, enum wait_mode mode) {
   int ok = opt_integer(L, 2, 0, &mtype);
   int default_max = lua_isnoneornil(L, 3);
   const char *op;
-  int flags;
   ok = opt_integer(L, 3, 0, &maxsize) && ok;
   if (q->id >= 0 && ok && (default_max || (maxsize >= 1 && maxsize <= INT_MAX)) &&
       (q->flags & MQ_O_RDONLY)) {
     if (default_max) maxsize = mq_msgmax(0);
-    flags = (mode == POLL || (q->flags & MQ_O_NONBLOCK)) ? IPC_NOWAIT : 0;
+    int flags = (mode == POLL || (q->flags & MQ_O_NONBLOCK)) ? IPC_NOWAIT : 0;
     return receive_into(L, q, op_name(L, mode, "receive"), (long)mtype, (size_t)maxsize,
                         default_max, flags, mode);
   }

@@ -1,0 +1,82 @@
+/*
+ * A C application that hosts Lua and has mq built in: the C core comes from libmq.a and the
+ * Lua layer (lua/mq.lua) is compiled in as a byte array (build/mq_lua.c, made by lua2c.lua).
+ * Both are registered in package.preload, so `require "mq"` needs no file on disk.
+ *
+ * usage: embed-host SCRIPT.lua [ARGS...]   (the script gets ARGS as `...`)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "lauxlib.h"
+#include "lua.h"
+#include "lualib.h"
+
+/* The C core's opener: the one symbol libmq.a exports. */
+int luaopen_mq_core(lua_State *L);
+
+/* build/mq_lua.c */
+extern const unsigned char mq_lua_chunk[];
+extern const size_t mq_lua_chunk_size;
+
+/* The loader of "mq": runs the compiled-in lua/mq.lua, as require would run the file. */
+static int open_mq(lua_State *L)
+{
+  if (luaL_loadbufferx(L, (const char *)mq_lua_chunk, mq_lua_chunk_size, "=mq.lua (built in)",
+                       "t") != LUA_OK)
+    return lua_error(L);
+  lua_pushstring(L, "mq");
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+static void preload(lua_State *L, const char *name, lua_CFunction open)
+{
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, open);
+  lua_setfield(L, -2, name);
+  lua_pop(L, 1);
+}
+
+static int traceback(lua_State *L)
+{
+  const char *msg = lua_tostring(L, 1);
+  luaL_traceback(L, L, msg ? msg : "(error object is not a string)", 1);
+  return 1;
+}
+
+int main(int argc, char **argv)
+{
+  lua_State *L;
+  int status;
+
+  if (argc < 2) {
+    fprintf(stderr, "usage: %s SCRIPT.lua [ARGS...]\n", argv[0]);
+    return 2;
+  }
+  L = luaL_newstate();
+  if (L == NULL) {
+    fprintf(stderr, "%s: cannot create a Lua state\n", argv[0]);
+    return 1;
+  }
+  luaL_openlibs(L);
+  preload(L, "mq.core", luaopen_mq_core);
+  preload(L, "mq", open_mq);
+
+  lua_pushcfunction(L, traceback);
+  status = luaL_loadfile(L, argv[1]);
+  if (status == LUA_OK) {
+    for (int i = 2; i < argc; i++)
+      lua_pushstring(L, argv[i]);
+    status = lua_pcall(L, argc - 2, 1, 1);
+  }
+  if (status != LUA_OK) {
+    fprintf(stderr, "%s: %s\n", argv[0], lua_tostring(L, -1));
+    lua_close(L);
+    return 1;
+  }
+  /* The script may return false to report failure. */
+  status = lua_toboolean(L, -1) || lua_isnil(L, -1) ? EXIT_SUCCESS : EXIT_FAILURE;
+  lua_close(L);
+  return status;
+}

@@ -67,7 +67,18 @@ clean:
 bench: mq.so
 	$(TEST_ENV) LUA=$(LUA) sh bench/run
 
-examples: mq.so libmq.a
+examples: mq.so libmq.a build/embed-host
 	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/mq-examples.XXXXXX") && \
 	  $(TEST_ENV) TMPDIR="$$tmp" LUA=$(LUA) sh examples/run; \
 	  rc=$$?; rm -rf "$$tmp"; exit $$rc
+
+# examples/embed: a C host with the core linked in from libmq.a and lua/mq.lua compiled in.
+LUA_LIBS ?= $(shell $(PKG_CONFIG) --libs lua$(LUA_VERSION) 2>/dev/null)
+
+build/mq_lua.c: lua/mq.lua examples/embed/lua2c.lua
+	@mkdir -p build
+	$(LUA) examples/embed/lua2c.lua lua/mq.lua mq_lua_chunk > $@.tmp && mv $@.tmp $@
+
+build/embed-host: examples/embed/host.c build/mq_lua.c libmq.a
+	$(CC) -std=c99 $(WARNFLAGS) $(OPTFLAGS) $(LUA_CFLAGS) $(CFLAGS) -o $@ \
+	  examples/embed/host.c build/mq_lua.c libmq.a $(LDFLAGS) $(LUA_LIBS)

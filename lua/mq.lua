@@ -100,7 +100,10 @@ function methods.send_timeout(q, data, timeout, mtype)
   check_type(mtype, 3, "send_timeout", "number", true)
   local deadline, msg, code = deadline_of(q, timeout, 2, "send_timeout")
   if not deadline then return nil, msg, code end
-  return poll_until("send_timeout", q, deadline, timeout, poll_send, data, mtype)
+  local ok, why
+  ok, why, code = poll_until("send_timeout", q, deadline, timeout, poll_send, data, mtype)
+  if ok then return true end
+  return nil, why, code
 end
 
 --- q:receive_timeout(timeout [, mtype [, maxsize]]) -> data, mtype | nil, message, code
@@ -109,7 +112,10 @@ function methods.receive_timeout(q, timeout, mtype, maxsize)
   check_type(maxsize, 3, "receive_timeout", "number", true)
   local deadline, msg, code = deadline_of(q, timeout, 1, "receive_timeout")
   if not deadline then return nil, msg, code end
-  return poll_until("receive_timeout", q, deadline, timeout, poll_receive, mtype, maxsize)
+  local data, t
+  data, t, code = poll_until("receive_timeout", q, deadline, timeout, poll_receive, mtype, maxsize)
+  if data then return data, t end
+  return nil, t, code
 end
 
 --- q:messages([timeout [, mtype]]) -> iterator over data, mtype.

@@ -1,0 +1,112 @@
+/*
+ * testproc: a test-only Lua 5.4 module for the mq specs (never installed or shipped).
+ * Lua 5.4 on this system has no POSIX binding, so the fault specs get the few process
+ * calls they need here: a no-op signal handler installed WITHOUT SA_RESTART (so a blocked
+ * msgrcv/msgsnd fails with EINTR instead of being restarted), fork, _exit, waitpid,
+ * kill and getpid. spec/support/native.lua compiles it into $TMPDIR at test time.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lua.h"
+#include "lauxlib.h"
+
+static volatile sig_atomic_t tp_caught;
+
+static void tp_noop(int signo) {
+  (void)signo;
+  tp_caught = tp_caught + 1;
+}
+
+static int tp_fail(lua_State *L) {
+  int err = errno;
+  luaL_pushfail(L);
+  lua_pushstring(L, strerror(err));
+  lua_pushinteger(L, err);
+  return 3;
+}
+
+/* catch(signo): a handler that does nothing, without SA_RESTART. */
+static int tp_catch(lua_State *L) {
+  int signo = (int)luaL_checkinteger(L, 1);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = tp_noop;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;
+  if (sigaction(signo, &sa, NULL) != 0) return tp_fail(L);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* caught(): how many signals the no-op handler has seen. */
+static int tp_caught_count(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)tp_caught);
+  return 1;
+}
+
+static int tp_fork(lua_State *L) {
+  pid_t pid = fork();
+  if (pid < 0) return tp_fail(L);
+  lua_pushinteger(L, (lua_Integer)pid);
+  return 1;
+}
+
+/* _exit(code): leave a forked child without running the parent's Lua state down. */
+static int tp_exit(lua_State *L) {
+  _exit((int)luaL_optinteger(L, 1, 0));
+  return 0;
+}
+
+/* waitpid(pid [, nohang]) -> pid, exit code (or -signal); 0 when nohang and still running. */
+static int tp_waitpid(lua_State *L) {
+  pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+  int nohang = lua_toboolean(L, 2);
+  int status = 0;
+  pid_t r;
+  do {
+    r = waitpid(pid, &status, nohang ? WNOHANG : 0);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) return tp_fail(L);
+  lua_pushinteger(L, (lua_Integer)r);
+  if (r == 0) return 1;
+  if (WIFEXITED(status)) lua_pushinteger(L, WEXITSTATUS(status));
+  else lua_pushinteger(L, -WTERMSIG(status));
+  return 2;
+}
+
+static int tp_kill(lua_State *L) {
+  pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+  int signo = (int)luaL_checkinteger(L, 2);
+  if (kill(pid, signo) != 0) return tp_fail(L);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int tp_getpid(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)getpid());
+  return 1;
+}
+
+static const luaL_Reg tp_funcs[] = {
+  {"catch", tp_catch},   {"caught", tp_caught_count}, {"fork", tp_fork},
+  {"_exit", tp_exit},    {"waitpid", tp_waitpid},     {"kill", tp_kill},
+  {"getpid", tp_getpid}, {NULL, NULL}
+};
+
+int luaopen_testproc(lua_State *L);
+
+int luaopen_testproc(lua_State *L) {
+  luaL_newlib(L, tp_funcs);
+  lua_pushinteger(L, SIGUSR1);
+  lua_setfield(L, -2, "SIGUSR1");
+  lua_pushinteger(L, SIGUSR2);
+  lua_setfield(L, -2, "SIGUSR2");
+  lua_pushinteger(L, SIGKILL);
+  lua_setfield(L, -2, "SIGKILL");
+  return 1;
+}

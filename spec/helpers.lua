@@ -21,7 +21,10 @@ local function pid()
 end
 H.pid = pid()
 
-math.randomseed(os.time() ~ H.pid)
+-- busted reloads this module for every spec file: seed and name scripts per load, not per
+-- process, or two files would reuse the same keys and script/status paths.
+local load_id = math.floor(core.monotonic() * 1e9) % 0x7fffffff
+math.randomseed(os.time() ~ H.pid, load_id)
 
 -- A queue name unique within this run; the run's private TMPDIR makes it unique across runs.
 function H.name(prefix)
@@ -107,7 +110,7 @@ end
 -- Write Lua source to a file in TMPDIR and return its path.
 function H.script(source)
   seq = seq + 1
-  local path = string.format("%s/script-%d-%d.lua", H.TMPDIR, H.pid, seq)
+  local path = string.format("%s/script-%d-%x-%d.lua", H.TMPDIR, H.pid, load_id, seq)
   H.write_file(path, source)
   return path
 end

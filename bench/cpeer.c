@@ -1,0 +1,367 @@
+/*
+ * cpeer: the benchmark's C peer, calling msgsnd/msgrcv directly (the
+ * physical limit), plus the message stamper that scenario E's receivers share.
+ *
+ *   cpeer pair SIZE N WARM          one process, send then receive: ns per pair
+ *   cpeer stream SIZE N WARM        a forked child sends, we receive: messages/s
+ *   cpeer pingpong SIZE N WARM      blocking round trips with a forked child
+ *   cpeer wake block|poll N MINGAP MAXGAP [SPINS MIN MAX]
+ *                                   wake-up latency of a waiting receiver (gaps in s)
+ *   cpeer idle block|poll SECONDS [SPINS MIN MAX]
+ *                                   CPU seconds per wall second of an idle waiter
+ *   cpeer stamp ID N MINGAP MAXGAP  send N stamped messages to queue ID at random gaps
+ *
+ * Results are lines "result <what> <value>"; "queue <id> 0" names the queue
+ * we own so the driver can remove it should we die. Every queue is private
+ * and removed at exit, on a signal too.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAXTEXT 8192
+
+struct msg {
+  long mtype;
+  char mtext[MAXTEXT];
+};
+
+static struct msg sbuf, rbuf;
+static int owned_id = -1;
+static pid_t owner_pid;
+
+static void remove_queue(void) {
+  if (owned_id >= 0 && getpid() == owner_pid) msgctl(owned_id, IPC_RMID, NULL);
+  owned_id = -1;
+}
+
+static void on_fatal_signal(int sig) {
+  remove_queue();
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+static void die(const char *what) {
+  perror(what);
+  exit(1); /* atexit removes the queue */
+}
+
+static int new_queue(void) {
+  int id = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+  if (id < 0) die("msgget");
+  owner_pid = getpid();
+  owned_id = id;
+  atexit(remove_queue);
+  signal(SIGTERM, on_fatal_signal);
+  signal(SIGINT, on_fatal_signal);
+  signal(SIGHUP, on_fatal_signal);
+  printf("queue %d 0\n", id);
+  fflush(stdout);
+  return id;
+}
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void sleep_s(double s) {
+  struct timespec ts;
+  if (s <= 0) return;
+  ts.tv_sec = (time_t)s;
+  ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+static void snd(int id, size_t size, long type) {
+  sbuf.mtype = type;
+  if (msgsnd(id, &sbuf, size, 0) != 0) die("msgsnd");
+}
+
+static ssize_t rcv(int id, long type) {
+  ssize_t n = msgrcv(id, &rbuf, MAXTEXT, type, 0);
+  if (n < 0) die("msgrcv");
+  return n;
+}
+
+static void child_exit_on_error(const char *what) {
+  /* The parent removing the queue ends a child blocked in it: not an error. */
+  if (errno != EIDRM && errno != EINVAL) perror(what);
+  _exit(0);
+}
+
+static pid_t fork_child(void) {
+  pid_t pid;
+  fflush(stdout);
+  pid = fork();
+  if (pid < 0) die("fork");
+  return pid;
+}
+
+static void reap(pid_t pid) {
+  int st;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+}
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of sorted v[0..n). */
+static int64_t pct(const int64_t *v, size_t n, double p) {
+  size_t k = (size_t)(p * (double)n + 0.999999);
+  if (k < 1) k = 1;
+  if (k > n) k = n;
+  return v[k - 1];
+}
+
+static void report_latencies(int64_t *v, size_t n, const char *prefix) {
+  qsort(v, n, sizeof *v, cmp_i64);
+  printf("result %s_median_ns %lld\n", prefix, (long long)pct(v, n, 0.5));
+  printf("result %s_p99_ns %lld\n", prefix, (long long)pct(v, n, 0.99));
+}
+
+static void run_pair(size_t size, long n, long warm) {
+  int id = new_queue();
+  int64_t t0 = 0;
+  long i;
+  memset(sbuf.mtext, 'x', size);
+  for (i = -warm; i < n; i++) {
+    if (i == 0) t0 = now_ns();
+    snd(id, size, 1);
+    rcv(id, 0);
+  }
+  printf("result ns_per_pair %.2f\n", (double)(now_ns() - t0) / (double)n);
+}
+
+static void run_stream(size_t size, long n, long warm) {
+  int id = new_queue();
+  int64_t t0 = 0;
+  long i;
+  pid_t pid = fork_child();
+  if (pid == 0) {
+    memset(sbuf.mtext, 'x', size);
+    sbuf.mtype = 1;
+    for (i = 0; i < n + warm; i++)
+      if (msgsnd(id, &sbuf, size, 0) != 0) child_exit_on_error("msgsnd");
+    _exit(0);
+  }
+  for (i = -warm; i < n; i++) {
+    if (i == 0) t0 = now_ns();
+    rcv(id, 0);
+  }
+  printf("result msgs_per_s %.1f\n", (double)n * 1e9 / (double)(now_ns() - t0));
+  reap(pid);
+}
+
+/* Ping is type 1, pong type 2, on one queue. */
+static void run_pingpong(size_t size, long n, long warm) {
+  int id = new_queue();
+  int64_t *rtt = malloc(sizeof(int64_t) * (size_t)n);
+  long i;
+  pid_t pid;
+  if (rtt == NULL) die("malloc");
+  memset(sbuf.mtext, 'x', size);
+  pid = fork_child();
+  if (pid == 0) {
+    for (i = 0; i < n + warm; i++) {
+      if (msgrcv(id, &rbuf, MAXTEXT, 1, 0) < 0) child_exit_on_error("msgrcv");
+      sbuf.mtype = 2;
+      if (msgsnd(id, &sbuf, size, 0) != 0) child_exit_on_error("msgsnd");
+    }
+    _exit(0);
+  }
+  for (i = -warm; i < n; i++) {
+    int64_t t = now_ns();
+    snd(id, size, 1);
+    rcv(id, 2);
+    if (i >= 0) rtt[i] = now_ns() - t;
+  }
+  reap(pid);
+  report_latencies(rtt, (size_t)n, "rtt");
+  free(rtt);
+}
+
+/* The back-off of mq's timed calls: SPINS immediate retries, then sleeps from MIN doubling to MAX. */
+struct backoff {
+  long spins;
+  double min, max;
+};
+
+/* Poll with IPC_NOWAIT until a message comes or `timeout` s pass; -1 on timeout. */
+static ssize_t poll_receive(int id, const struct backoff *b, double timeout) {
+  int64_t deadline = now_ns() + (int64_t)(timeout * 1e9);
+  long tries = 0;
+  double step = b->min;
+  for (;;) {
+    ssize_t n = msgrcv(id, &rbuf, MAXTEXT, 0, IPC_NOWAIT);
+    int64_t left;
+    if (n >= 0) return n;
+    if (errno != ENOMSG && errno != EAGAIN) die("msgrcv");
+    left = deadline - now_ns();
+    if (left <= 0) return -1;
+    if (tries < b->spins) {
+      tries++;
+      continue;
+    }
+    sleep_s(step < (double)left / 1e9 ? step : (double)left / 1e9);
+    step *= 2;
+    if (step > b->max) step = b->max;
+  }
+}
+
+static uint64_t rng_state;
+
+static double uniform(double lo, double hi) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return lo + (hi - lo) * (double)(rng_state >> 11) / 9007199254740992.0;
+}
+
+/* Sends n messages to id, each stamped with CLOCK_MONOTONIC ns, after random gaps. */
+static void stamp_loop(int id, long n, double mingap, double maxgap) {
+  long i;
+  rng_state = (uint64_t)now_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15u;
+  memset(sbuf.mtext, 0, 64);
+  sbuf.mtype = 1;
+  for (i = 0; i < n; i++) {
+    int64_t t;
+    sleep_s(uniform(mingap, maxgap));
+    t = now_ns();
+    memcpy(sbuf.mtext, &t, sizeof t);
+    if (msgsnd(id, &sbuf, 64, 0) != 0) child_exit_on_error("msgsnd");
+  }
+}
+
+static int parse_backoff(int argc, char **argv, int at, struct backoff *b) {
+  if (argc < at + 3) return -1;
+  b->spins = atol(argv[at]);
+  b->min = atof(argv[at + 1]);
+  b->max = atof(argv[at + 2]);
+  return 0;
+}
+
+/* The first WARM samples are dropped: the receiver may still be starting. */
+#define WAKE_WARM 3
+
+static void run_wake(int poll, const struct backoff *b, long n, double mingap, double maxgap) {
+  int id = new_queue();
+  int64_t *lat = malloc(sizeof(int64_t) * (size_t)n);
+  long i;
+  pid_t pid;
+  if (lat == NULL) die("malloc");
+  pid = fork_child();
+  if (pid == 0) {
+    stamp_loop(id, n + WAKE_WARM, mingap, maxgap);
+    _exit(0);
+  }
+  for (i = -WAKE_WARM; i < n; i++) {
+    int64_t sent, got;
+    if (poll) {
+      if (poll_receive(id, b, 60.0) < 0) die("poll_receive timed out");
+    } else {
+      rcv(id, 0);
+    }
+    got = now_ns();
+    memcpy(&sent, rbuf.mtext, sizeof sent);
+    if (i >= 0) lat[i] = got - sent;
+  }
+  reap(pid);
+  report_latencies(lat, (size_t)n, "wake");
+  free(lat);
+}
+
+static void on_alarm(int sig) { (void)sig; }
+
+static void run_idle(int poll, const struct backoff *b, double seconds) {
+  int id = new_queue();
+  int64_t w0, c0;
+  w0 = now_ns();
+  c0 = cpu_ns();
+  if (poll) {
+    if (poll_receive(id, b, seconds) >= 0) die("unexpected message");
+  } else {
+    /* A blocking receive, ended by an alarm (no SA_RESTART, so msgrcv fails with EINTR). */
+    struct sigaction sa;
+    struct itimerval it;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
+    memset(&it, 0, sizeof it);
+    it.it_value.tv_sec = (time_t)seconds;
+    it.it_value.tv_usec = (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6);
+    setitimer(ITIMER_REAL, &it, NULL);
+    if (msgrcv(id, &rbuf, MAXTEXT, 0, 0) >= 0 || errno != EINTR) die("msgrcv");
+  }
+  printf("result cpu_per_wall %.6f\n",
+         (double)(cpu_ns() - c0) / (double)(now_ns() - w0));
+}
+
+static void usage(void) {
+  fprintf(stderr, "usage: cpeer pair|stream|pingpong SIZE N WARM\n"
+                  "       cpeer wake block|poll N MINGAP MAXGAP [SPINS MIN MAX]\n"
+                  "       cpeer idle block|poll SECONDS [SPINS MIN MAX]\n"
+                  "       cpeer stamp ID N MINGAP MAXGAP\n");
+  exit(2);
+}
+
+int main(int argc, char **argv) {
+  struct backoff b = {3, 50e-6, 1e-3};
+  const char *mode;
+  if (argc < 2) usage();
+  mode = argv[1];
+  if (!strcmp(mode, "pair") || !strcmp(mode, "stream") || !strcmp(mode, "pingpong")) {
+    size_t size;
+    long n, warm;
+    if (argc != 5) usage();
+    size = (size_t)atol(argv[2]);
+    n = atol(argv[3]);
+    warm = atol(argv[4]);
+    if (size > MAXTEXT || n < 1 || warm < 0) usage();
+    if (mode[0] == 'p' && mode[1] == 'a') run_pair(size, n, warm);
+    else if (mode[0] == 's') run_stream(size, n, warm);
+    else run_pingpong(size, n, warm);
+  } else if (!strcmp(mode, "wake") || !strcmp(mode, "idle")) {
+    int poll;
+    if (argc < 4) usage();
+    poll = !strcmp(argv[2], "poll");
+    if (!poll && strcmp(argv[2], "block")) usage();
+    if (mode[0] == 'w') {
+      if (argc < 6 || (poll && parse_backoff(argc, argv, 6, &b) != 0)) usage();
+      if (atol(argv[3]) < 1) usage();
+      run_wake(poll, &b, atol(argv[3]), atof(argv[4]), atof(argv[5]));
+    } else {
+      if (poll && parse_backoff(argc, argv, 4, &b) != 0) usage();
+      run_idle(poll, &b, atof(argv[3]));
+    }
+  } else if (!strcmp(mode, "stamp")) {
+    if (argc != 6) usage();
+    stamp_loop(atoi(argv[2]), atol(argv[3]), atof(argv[4]), atof(argv[5]));
+  } else {
+    usage();
+  }
+  return 0;
+}

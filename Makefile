@@ -65,7 +65,7 @@ clean:
 	rm -rf build mq.so libmq.a
 
 bench: mq.so
-	$(TEST_ENV) LUA=$(LUA) sh bench/run
+	$(TEST_ENV) LUA=$(LUA) $(if $(QUICK),BENCH_QUICK=$(QUICK)) sh bench/run
 
 examples: mq.so libmq.a build/embed-host
 	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/mq-examples.XXXXXX") && \

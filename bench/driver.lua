@@ -1,0 +1,433 @@
+-- The benchmark driver (run by bench/run): runs every peer on every scenario
+-- in interleaved rounds, prints a table of medians, ranges and ratios to C,
+-- checks the targets of issue 3, and writes JSON when BENCH_JSON names a file.
+--
+-- Environment: BENCH_BUILD (where cpeer and lean.so are), BENCH_QUICK=1,
+-- BENCH_JSON=path, BENCH_ROUNDS=n (override), BENCH_CPUS (taskset CPU list every
+-- peer and its partner run on, default 0; "all" leaves placement to the
+-- scheduler), LUA (default lua5.4),
+-- LUA53 (default lua5.3), PYTHON (default /usr/bin/python3), PERL (default perl).
+
+local DIR = arg[0]:match("^(.*)/[^/]*$") or "."
+local BUILD = assert(os.getenv("BENCH_BUILD"), "BENCH_BUILD is not set")
+local QUICK = (os.getenv("BENCH_QUICK") or "") ~= "" and os.getenv("BENCH_QUICK") ~= "0"
+local JSON = os.getenv("BENCH_JSON")
+local LUA = os.getenv("LUA") or "lua5.4"
+local LUA53 = os.getenv("LUA53") or "lua5.3"
+local PYTHON = os.getenv("PYTHON") or "/usr/bin/python3"
+local PERL = os.getenv("PERL") or "perl"
+local RUN_TIMEOUT = tonumber(os.getenv("BENCH_TIMEOUT") or "") or 120  -- seconds per peer run
+
+-- Both processes of a two-process scenario share one CPU by default: on this VM a
+-- wake-up across CPUs costs several microseconds more and the scheduler places the
+-- partner either way from run to run, which would swamp the binding's own cost.
+local CPUS = os.getenv("BENCH_CPUS") or "0"
+if CPUS == "" or CPUS == "all" then CPUS = nil end
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function sh_ok(cmd) return os.execute(cmd .. " >/dev/null 2>&1") == true end
+
+-- Sizes per mode: on the 2-core machine the full run takes about 2.5 minutes, quick 30 s.
+local CFG = QUICK and {
+  rounds = 5,
+  pair = { n = 50000, warm = 5000 }, big = { n = 20000, warm = 2000 },
+  stream = { n = 100000, warm = 10000 }, pingpong = { n = 4000, warm = 400 },
+  wake = { n = 50, mingap = 0.002, maxgap = 0.008 }, idle = { seconds = 0.5 },
+} or {
+  rounds = 11,
+  pair = { n = 150000, warm = 10000 }, big = { n = 50000, warm = 5000 },
+  stream = { n = 300000, warm = 20000 }, pingpong = { n = 10000, warm = 1000 },
+  wake = { n = 120, mingap = 0.002, maxgap = 0.008 }, idle = { seconds = 1.5 },
+}
+CFG.rounds = tonumber(os.getenv("BENCH_ROUNDS") or "") or CFG.rounds
+
+---------------------------------------------------------------------------
+-- Peers
+
+local PEERS = {
+  { id = "c", label = "C msgsnd/msgrcv", cmd = q(BUILD .. "/cpeer") },
+  { id = "lean", label = "leanest Lua 5.4", cmd = LUA .. " " .. q(DIR .. "/peers/lean.lua"),
+    check = LUA .. " -e " .. q("package.cpath=" .. string.format("%q", BUILD .. "/?.so") ..
+      "; require 'lean'") },
+  { id = "mq", label = "mq (Lua 5.4)", cmd = LUA .. " " .. q(DIR .. "/peers/mq.lua"),
+    check = LUA .. " -e " .. q("require 'mq'") },
+  { id = "luaposix", label = "luaposix (Lua 5.3)",
+    cmd = LUA53 .. " " .. q(DIR .. "/peers/luaposix.lua"),
+    check = LUA53 .. " -e " .. q("require 'posix.sys.msg'"),
+    missing = "luaposix's posix.sys.msg on lua5.3 (Debian: apt-get install lua5.3 lua-posix)" },
+  { id = "python", label = "Python sysv_ipc", cmd = PYTHON .. " " .. q(DIR .. "/peers/sysv_ipc_peer.py"),
+    check = PYTHON .. " -c 'import sysv_ipc'",
+    missing = "Python's sysv_ipc (Debian: apt-get install python3-sysv-ipc)" },
+  { id = "perl", label = "Perl IPC::Msg", cmd = PERL .. " " .. q(DIR .. "/peers/ipc_msg.pl"),
+    check = PERL .. " -MIPC::Msg -e 1", missing = "Perl's IPC::Msg" },
+}
+
+local skipped = {}
+local active = {}
+for _, p in ipairs(PEERS) do
+  if not p.check or sh_ok(p.check) then
+    active[#active + 1] = p
+  elseif p.id == "c" or p.id == "mq" or p.id == "lean" then
+    error("cannot run the " .. p.label .. " peer: " .. p.check)
+  else
+    skipped[#skipped + 1] = p.id
+    io.stderr:write("bench: skipping ", p.label, ": not installed (", p.missing, ")\n")
+  end
+end
+
+-- The back-off mq's timed calls use, for the C poller to mirror.
+local POLL = { spins = 3, min = 50e-6, max = 1e-3, assumed = true }
+do
+  local p = io.popen(LUA .. " " .. q(DIR .. "/peers/mq.lua") .. " poll")
+  local line = p:read("a")
+  p:close()
+  local spins, mn, mx = line:match("poll (%S+) (%S+) (%S+)")
+  if spins then
+    POLL = { spins = tonumber(spins), min = tonumber(mn), max = tonumber(mx),
+             assumed = line:find("assumed") ~= nil }
+  end
+  if POLL.assumed then
+    io.stderr:write("bench: mq.get_poll() is missing; assuming spins=3 min=50e-6 max=1e-3\n")
+  end
+end
+local BACKOFF = string.format("%d %.9g %.9g", POLL.spins, POLL.min, POLL.max)
+
+---------------------------------------------------------------------------
+-- Running one peer once
+
+-- Removes a queue a failed peer left behind: only if that id still has the key it reported.
+local function remove_leftover(id, key)
+  local f = io.open("/proc/sysvipc/msg")
+  if not f then return end
+  for line in f:lines() do
+    local k, i = line:match("^%s*(%-?%d+)%s+(%d+)")
+    if i and tonumber(i) == id and tonumber(k) == key then
+      os.execute("ipcrm -q " .. id .. " 2>/dev/null")
+      io.stderr:write("bench: removed queue ", id, " a peer left behind\n")
+    end
+  end
+  f:close()
+end
+
+local errfile = os.tmpname()
+
+local function run(cmd)
+  local p = io.popen(string.format("BENCH_BUILD=%s timeout -s TERM %g %s%s 2>%s",
+    q(BUILD), RUN_TIMEOUT, CPUS and ("taskset -c " .. q(CPUS) .. " ") or "", cmd, q(errfile)))
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  local res, queues = {}, {}
+  for line in out:gmatch("[^\n]+") do
+    local what, v = line:match("^result (%S+) (%S+)$")
+    if what then res[what] = tonumber(v) end
+    local id, key = line:match("^queue (%d+) (%-?%d+)$")
+    if id then queues[#queues + 1] = { tonumber(id), tonumber(key) } end
+  end
+  for _, qk in ipairs(queues) do remove_leftover(qk[1], qk[2]) end
+  if not ok then
+    local f = io.open(errfile)
+    local err = f and f:read("a") or ""
+    if f then f:close() end
+    io.stderr:write(string.format("bench: %s failed (status %s):\n%s%s", cmd, tostring(code), out, err))
+    os.remove(errfile)
+    os.exit(1)
+  end
+  return res
+end
+
+---------------------------------------------------------------------------
+-- Scenarios
+
+local function sizeargs(size, c) return string.format("%d %d %d", size, c.n, c.warm) end
+
+-- better = "lower" for times, "higher" for rates; ratio is always "how many C's".
+local SCENARIOS = {
+  { id = "A", title = "one process, send+receive 64 B", unit = "ns/pair", better = "lower",
+    metrics = { { key = "ns_per_pair", name = "pair" } },
+    args = function() return "pair " .. sizeargs(64, CFG.pair) end },
+  { id = "B", title = "one process, send+receive 8 KiB", unit = "ns/pair", better = "lower",
+    metrics = { { key = "ns_per_pair", name = "pair" } },
+    args = function() return "pair " .. sizeargs(8192, CFG.big) end },
+  { id = "C", title = "two processes, streaming 64 B", unit = "msg/s", better = "higher",
+    metrics = { { key = "msgs_per_s", name = "rate" } },
+    args = function() return "stream " .. sizeargs(64, CFG.stream) end },
+  { id = "D", title = "two processes, blocking ping-pong 64 B", unit = "us", better = "lower",
+    scale = 1e-3,
+    metrics = { { key = "rtt_median_ns", name = "rtt median" }, { key = "rtt_p99_ns", name = "rtt p99" } },
+    args = function() return "pingpong " .. sizeargs(64, CFG.pingpong) end },
+}
+
+local W = CFG.wake
+local WAKE_ARGS = string.format("%d %g %g", W.n, W.mingap, W.maxgap)
+local E_PEERS = {
+  { id = "c-block", label = "C blocking msgrcv", cmd = PEERS[1].cmd,
+    wake = "wake block " .. WAKE_ARGS, idle = "idle block " .. CFG.idle.seconds },
+  { id = "c-poll", label = "C poller, same back-off", cmd = PEERS[1].cmd,
+    wake = "wake poll " .. WAKE_ARGS .. " " .. BACKOFF,
+    idle = "idle poll " .. CFG.idle.seconds .. " " .. BACKOFF },
+  { id = "mq", label = "mq receive_timeout", cmd = PEERS[3].cmd,
+    wake = "wake " .. WAKE_ARGS, idle = "idle " .. CFG.idle.seconds },
+}
+local E = { id = "E", title = "wake-up latency and idle CPU of a timed receive", unit = "us",
+  better = "lower", ref = "c-poll",
+  metrics = { { key = "wake_median_ns", name = "wake median", scale = 1e-3, unit = "us" },
+              { key = "wake_p99_ns", name = "wake p99", scale = 1e-3, unit = "us" },
+              { key = "cpu_per_wall", name = "idle CPU", scale = 100, unit = "% core" } } }
+
+local results = {}   -- results[scenario][peer][metric] = { values... }
+
+local function record(sid, pid, res, metrics)
+  results[sid] = results[sid] or {}
+  local r = results[sid]
+  r[pid] = r[pid] or {}
+  for _, m in ipairs(metrics) do
+    local v = res[m.key]
+    if v == nil then error("bench: no " .. m.key .. " from " .. pid .. " in scenario " .. sid, 0) end
+    local t = r[pid][m.key] or {}
+    t[#t + 1] = v
+    r[pid][m.key] = t
+  end
+end
+
+local t_start = os.time()
+for _, s in ipairs(SCENARIOS) do
+  io.stderr:write(string.format("bench: %s (%s), %d rounds\n", s.id, s.title, CFG.rounds))
+  for round = 1, CFG.rounds do
+    for k = 0, #active - 1 do   -- the order rotates every round
+      local p = active[(k + round - 1) % #active + 1]
+      record(s.id, p.id, run(p.cmd .. " " .. s.args()), s.metrics)
+    end
+  end
+end
+io.stderr:write(string.format("bench: E (%s), %d rounds\n", E.title, CFG.rounds))
+for round = 1, CFG.rounds do
+  for k = 0, #E_PEERS - 1 do
+    local p = E_PEERS[(k + round - 1) % #E_PEERS + 1]
+    local res = run(p.cmd .. " " .. p.wake)
+    for key, v in pairs(run(p.cmd .. " " .. p.idle)) do res[key] = v end
+    record("E", p.id, res, E.metrics)
+  end
+end
+local elapsed = os.time() - t_start
+
+---------------------------------------------------------------------------
+-- Statistics, table, targets
+
+local function stats(v)
+  local s = {}
+  for i, x in ipairs(v) do s[i] = x end
+  table.sort(s)
+  local n = #s
+  local med = n % 2 == 1 and s[(n + 1) // 2] or (s[n // 2] + s[n // 2 + 1]) / 2
+  return { median = med, min = s[1], max = s[n], values = v }
+end
+
+local function fmt(x)
+  if x == nil then return "-" end
+  local a = math.abs(x)
+  if a >= 1e6 then return string.format("%.3gM", x / 1e6) end
+  if a >= 1000 then return string.format("%.0f", x) end
+  if a >= 100 then return string.format("%.0f", x) end
+  if a >= 10 then return string.format("%.1f", x) end
+  return string.format("%.2f", x)
+end
+
+local summary = {}   -- summary[sid][peer][metric] = stats (scaled), with ratio
+local rows = {}
+local function add_row(sid, peer, label, metric, unit, st, ratio)
+  rows[#rows + 1] = { sid, label, metric, fmt(st.median) .. " " .. unit,
+    fmt(st.min) .. ".." .. fmt(st.max), ratio and string.format("%.2f", ratio) or "-" }
+  summary[sid] = summary[sid] or {}
+  summary[sid][peer] = summary[sid][peer] or {}
+  st.ratio = ratio
+  summary[sid][peer][metric] = st
+end
+
+local function scaled(v, f)
+  local out = {}
+  for i, x in ipairs(v) do out[i] = x * (f or 1) end
+  return out
+end
+
+for _, s in ipairs(SCENARIOS) do
+  local ref = results[s.id].c
+  for _, p in ipairs(active) do
+    for _, m in ipairs(s.metrics) do
+      local st = stats(scaled(results[s.id][p.id][m.key], s.scale))
+      local cst = stats(scaled(ref[m.key], s.scale))
+      -- Throughput fraction of C for A-C (higher is better), time multiple of C for D.
+      local ratio
+      if s.id == "A" or s.id == "B" then ratio = cst.median / st.median
+      elseif s.id == "C" then ratio = st.median / cst.median
+      else ratio = st.median / cst.median end
+      add_row(s.id, p.id, p.label, m.name, s.unit, st, ratio)
+    end
+  end
+end
+for _, p in ipairs(E_PEERS) do
+  for _, m in ipairs(E.metrics) do
+    local st = stats(scaled(results.E[p.id][m.key], m.scale))
+    local cst = stats(scaled(results.E["c-poll"][m.key], m.scale))
+    add_row("E", p.id, p.label, m.name, m.unit, st, st.median / cst.median)
+  end
+end
+
+local function uname(opt)
+  local f = io.popen("uname " .. opt)
+  local s = f:read("l")
+  f:close()
+  return s
+end
+local function cpu_model()
+  local f = io.open("/proc/cpuinfo")
+  if not f then return "?" end
+  local m = f:read("a"):match("model name%s*:%s*([^\n]+)")
+  f:close()
+  return m or "?"
+end
+local function ncpu()
+  local f = io.popen("nproc")
+  local s = f:read("l")
+  f:close()
+  return tonumber(s)
+end
+local MACHINE = { cpu = cpu_model(), cores = ncpu(), kernel = uname("-sr"), machine = uname("-m") }
+
+-- Targets of issue 3.
+local targets = {}
+local function target(name, value, op, limit)
+  local ok
+  if value == nil then ok = nil
+  elseif op == ">=" then ok = value >= limit else ok = value <= limit end
+  targets[#targets + 1] = { name = name, value = value, op = op, limit = limit, ok = ok }
+end
+local S = summary
+target("A mq/lean pairs per second", S.A.lean.pair.median / S.A.mq.pair.median, ">=", 0.95)
+target("A mq/C pairs per second", S.A.mq.pair.ratio, ">=", 0.75)
+target("B mq/C pairs per second", S.B.mq.pair.ratio, ">=", 0.8)
+target("C mq/C messages per second", S.C.mq.rate.ratio, ">=", 0.85)
+target("D mq/C round trip (median)", S.D.mq["rtt median"].ratio, "<=", 1.4)
+target("D mq/C round trip (p99)", S.D.mq["rtt p99"].ratio, "<=", 1.4)
+for _, sid in ipairs({ "A", "B", "C", "D" }) do
+  for _, p in ipairs(active) do
+    if p.id ~= "c" and p.id ~= "lean" and p.id ~= "mq" then
+      local m = sid == "C" and "rate" or sid == "D" and "rtt median" or "pair"
+      local r = S[sid][p.id][m].ratio / S[sid].mq[m].ratio
+      -- mq ahead: for A-C its fraction of C is larger, for D its multiple of C smaller.
+      if sid == "D" then target(sid .. " " .. p.id .. "/mq round trip", r, ">=", 1)
+      else target(sid .. " mq/" .. p.id .. " throughput", 1 / r, ">=", 1) end
+    end
+  end
+end
+for _, m in ipairs(E.metrics) do
+  target("E mq/C poller " .. m.name, S.E.mq[m.name].ratio, "<=", 1.1)
+end
+target("E mq wake median (us)", S.E.mq["wake median"].median, "<=", 600)
+target("E mq wake p99 (us)", S.E.mq["wake p99"].median, "<=", 1500)
+target("E mq idle CPU (% core)", S.E.mq["idle CPU"].median, "<=", 1.5)
+
+local function print_table()
+  local head = { "scn", "peer", "metric", "median", "min..max", "vs C" }
+  local w = {}
+  for i, h in ipairs(head) do w[i] = #h end
+  for _, r in ipairs(rows) do
+    for i, c in ipairs(r) do w[i] = math.max(w[i], #c) end
+  end
+  local function line(r)
+    local cells = {}
+    for i, c in ipairs(r) do
+      cells[i] = (i >= 4) and string.rep(" ", w[i] - #c) .. c or c .. string.rep(" ", w[i] - #c)
+    end
+    print("| " .. table.concat(cells, " | ") .. " |")
+  end
+  line(head)
+  local sep = {}
+  for i = 1, #head do sep[i] = string.rep("-", w[i]) end
+  print("|-" .. table.concat(sep, "-|-") .. "-|")
+  for _, r in ipairs(rows) do line(r) end
+end
+
+print(string.format("mq benchmark (%s run: %d interleaved rounds per peer, %d s)",
+  QUICK and "quick" or "full", CFG.rounds, elapsed))
+print(string.format("machine: %s, %d cores, %s %s", MACHINE.cpu, MACHINE.cores, MACHINE.kernel,
+  MACHINE.machine))
+print("placement: " .. (CPUS and ("every peer and its partner on CPU " .. CPUS .. " (taskset)")
+  or "left to the scheduler"))
+print(string.format("mq back-off: spins=%d min=%gs max=%gs%s", POLL.spins, POLL.min, POLL.max,
+  POLL.assumed and " (assumed: mq.get_poll missing)" or " (mq.get_poll())"))
+if #skipped > 0 then print("skipped (not installed): " .. table.concat(skipped, ", ")) end
+print("vs C: A, B, C = fraction of C's throughput (higher is better); D = multiple of C's")
+print("time; E = multiple of the C poller's value. luaposix runs on Lua 5.3 (Debian ships no")
+print("5.4 build) with 8-byte shorter strings, so every peer moves the same kernel payload.")
+print()
+print_table()
+print()
+print("targets (issue 3):")
+for _, t in ipairs(targets) do
+  print(string.format("  %-4s %-36s %8s %s %g", t.ok == nil and "n/a" or t.ok and "ok" or "MISS",
+    t.name, t.value and string.format("%.3f", t.value) or "-", t.op, t.limit))
+end
+
+---------------------------------------------------------------------------
+-- JSON
+
+local function json(v, ind)
+  ind = ind or ""
+  local t = type(v)
+  if t == "table" then
+    local inner = ind .. "  "
+    if #v > 0 or next(v) == nil then
+      local parts = {}
+      for i, x in ipairs(v) do parts[i] = json(x, inner) end
+      if #parts > 0 and type(v[1]) ~= "table" then return "[" .. table.concat(parts, ", ") .. "]" end
+      if #parts == 0 then return "[]" end
+      return "[\n" .. inner .. table.concat(parts, ",\n" .. inner) .. "\n" .. ind .. "]"
+    end
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+    table.sort(keys)
+    local parts = {}
+    for i, k in ipairs(keys) do parts[i] = string.format("%q: %s", k, json(v[k], inner)) end
+    return "{\n" .. inner .. table.concat(parts, ",\n" .. inner) .. "\n" .. ind .. "}"
+  elseif t == "string" then
+    return '"' .. v:gsub('[%c"\\]', function(c)
+      return string.format("\\u%04x", c:byte())
+    end) .. '"'
+  elseif t == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then return "null" end
+    return math.type(v) == "integer" and tostring(v) or string.format("%.6g", v)
+  elseif t == "boolean" then
+    return tostring(v)
+  end
+  return "null"
+end
+
+if JSON and JSON ~= "" then
+  local scen = {}
+  local function add(s, peers, metrics)
+    local out = { id = s.id, title = s.title, peers = {} }
+    for _, p in ipairs(peers) do
+      local pm = { label = p.label }
+      for _, m in ipairs(metrics) do
+        local st = summary[s.id][p.id][m.name]
+        pm[m.name] = { median = st.median, min = st.min, max = st.max, runs = st.values,
+                       unit = m.unit or s.unit, vs_c = st.ratio }
+      end
+      out.peers[p.id] = pm
+    end
+    scen[#scen + 1] = out
+  end
+  for _, s in ipairs(SCENARIOS) do add(s, active, s.metrics) end
+  add(E, E_PEERS, E.metrics)
+  local doc = {
+    mode = QUICK and "quick" or "full", rounds = CFG.rounds, seconds = elapsed,
+    machine = MACHINE, poll = POLL, cpus = CPUS or "all", skipped = skipped, config = CFG,
+    date = os.date("!%Y-%m-%dT%H:%M:%SZ"), scenarios = scen, targets = targets,
+  }
+  local f = assert(io.open(JSON, "w"))
+  f:write(json(doc), "\n")
+  f:close()
+  io.stderr:write("bench: wrote ", JSON, "\n")
+end
+os.remove(errfile)

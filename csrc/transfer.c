@@ -116,7 +116,7 @@ static int send_message(lua_State *L, enum wait_mode mode) {
   if (len > (size_t)mq_msgmax(0) && len > (size_t)mq_msgmax(1))
     return mq_fail_queue(L, op_name(L, mode, "send"), q, MQ_ETOOBIG,
                          "the message is larger than msgmax");
-  if (len > q->bufcap && grow_buffer(L, q, len) != 0)
+  if ((q->buf == NULL || len > q->bufcap) && grow_buffer(L, q, len) != 0)
     return out_of_memory(L, op_name(L, mode, "send"), q);
   q->buf->mtype = (long)mtype;
   memcpy(q->buf->mtext, data, len);
@@ -134,7 +134,7 @@ static int send_message(lua_State *L, enum wait_mode mode) {
  */
 static int receive_into(lua_State *L, mq_queue *q, const char *op, long msgtyp, size_t maxsize,
                         int default_max, int flags, enum wait_mode mode) {
-  if (q->bufcap == 0 &&
+  if ((q->buf == NULL || q->bufcap == 0) &&
       grow_buffer(L, q, maxsize < MQ_FIRST_BUFFER ? maxsize : MQ_FIRST_BUFFER) != 0)
     return out_of_memory(L, op, q);
   for (;;) {

@@ -157,29 +157,29 @@ static int make_key_file(lua_State *L, const char *op, mq_where *w, int *created
 }
 
 /* perm: nil (0600), an integer, or a string of 1 to 4 octal digits; bits of 0666 only. */
-static int check_perm(lua_State *L, int arg, const char *op, int *perm) {
+static int check_perm(lua_State *L, int arg, const char *op, const mq_where *w, int *perm) {
   lua_Integer p = 0600;
   int t = lua_type(L, arg);
   if (t == LUA_TNUMBER) {
     int isint;
     p = lua_tointegerx(L, arg, &isint);
-    if (!isint) return mq_fail(L, op, "", MQ_EINVALID, "perm must be an integer");
+    if (!isint) return fail_where(L, op, w, MQ_EINVALID, "perm must be an integer");
   } else if (t == LUA_TSTRING) {
     size_t len, i;
     const char *s = lua_tolstring(L, arg, &len);
     if (len < 1 || len > 4)
-      return mq_fail(L, op, "", MQ_EINVALID, "perm must be 1 to 4 octal digits");
+      return fail_where(L, op, w, MQ_EINVALID, "perm must be 1 to 4 octal digits");
     p = 0;
     for (i = 0; i < len; i++) {
       if (s[i] < '0' || s[i] > '7')
-        return mq_fail(L, op, "", MQ_EINVALID, "perm must be 1 to 4 octal digits");
+        return fail_where(L, op, w, MQ_EINVALID, "perm must be 1 to 4 octal digits");
       p = p * 8 + (s[i] - '0');
     }
   } else if (t != LUA_TNIL && t != LUA_TNONE) {
     return luaL_typeerror(L, arg, "integer or octal string");
   }
   if (p < 0 || (p & ~(lua_Integer)0666) != 0)
-    return mq_fail(L, op, "", MQ_EINVALID, "perm may only hold read and write bits (0666)");
+    return fail_where(L, op, w, MQ_EINVALID, "perm may only hold read and write bits (0666)");
   *perm = (int)p;
   return 0;
 }
@@ -190,7 +190,7 @@ int mq_new_where(lua_State *L) {
   mq_where w;
   int perm = 0, created = 0, id, r;
   if ((r = mq_check_where(L, 1, &w, op)) != 0) return r;
-  if ((r = check_perm(L, 2, op, &perm)) != 0) return r;
+  if ((r = check_perm(L, 2, op, &w, &perm)) != 0) return r;
   if (w.kind == MQ_BY_NAME && (r = make_key_file(L, op, &w, &created)) != 0) return r;
   id = msgget(w.key, IPC_CREAT | IPC_EXCL | perm);
   if (id < 0) {
@@ -204,14 +204,14 @@ int mq_new_where(lua_State *L) {
 }
 
 /* open flags: the module's own bits; no access bit means read-write. */
-static int check_flags(lua_State *L, int arg, const char *op, int *flags) {
+static int check_flags(lua_State *L, int arg, const char *op, const mq_where *w, int *flags) {
   lua_Integer f = MQ_O_RDWR;
   if (!lua_isnoneornil(L, arg)) {
     int isint;
     if (lua_type(L, arg) != LUA_TNUMBER) return luaL_typeerror(L, arg, "integer (mq.O_* flags)");
     f = lua_tointegerx(L, arg, &isint);
     if (!isint || f < 0 || (f & ~(lua_Integer)MQ_O_ALL) != 0)
-      return mq_fail(L, op, "", MQ_EINVALID, "unknown open flags (use mq.O_RDONLY, O_WRONLY, O_RDWR, O_NONBLOCK)");
+      return fail_where(L, op, w, MQ_EINVALID, "unknown open flags (use mq.O_RDONLY, O_WRONLY, O_RDWR, O_NONBLOCK)");
   }
   if ((f & MQ_O_RDWR) == 0) f |= MQ_O_RDWR;
   *flags = (int)f;
@@ -224,7 +224,7 @@ int mq_open_where(lua_State *L) {
   mq_where w;
   int flags = 0, want = 0, id, r;
   if ((r = mq_check_where(L, 1, &w, op)) != 0) return r;
-  if ((r = check_flags(L, 2, op, &flags)) != 0) return r;
+  if ((r = check_flags(L, 2, op, &w, &flags)) != 0) return r;
   if (w.kind == MQ_PRIVATE_QUEUE)
     return fail_where(L, op, &w, MQ_EINVALID, "a private queue (mq.PRIVATE) cannot be opened by key");
   if (w.kind == MQ_BY_NAME && (r = stat_key_file(L, op, &w)) != 0) return r;

@@ -285,12 +285,15 @@ int mq_key_file_matches(const char *path, key_t key) {
 int mq_ftok(lua_State *L) {
   size_t len;
   const char *path = luaL_checklstring(L, 1, &len);
-  lua_Integer proj = luaL_checkinteger(L, 2);
+  lua_Integer proj;
+  int isint;
   key_t k;
+  luaL_checktype(L, 2, LUA_TNUMBER);
+  proj = lua_tointegerx(L, 2, &isint);
   if (strlen(path) != len)
     return mq_fail(L, "mq.ftok", "", MQ_EINVALID, "path must not contain NUL");
-  if (proj < 0 || proj > 255)
-    return mq_fail(L, "mq.ftok", path, MQ_EINVALID, "proj_id must be within 0 .. 255");
+  if (!isint || proj < 0 || proj > 255)
+    return mq_fail(L, "mq.ftok", path, MQ_EINVALID, "proj_id must be an integer within 0 .. 255");
   k = ftok(path, (int)proj);
   if (k == (key_t)-1) {
     int err = errno;

@@ -82,3 +82,68 @@ build/mq_lua.c: lua/mq.lua examples/embed/lua2c.lua
 build/embed-host: examples/embed/host.c build/mq_lua.c libmq.a
 	$(CC) -std=c99 $(WARNFLAGS) $(OPTFLAGS) $(LUA_CFLAGS) $(CFLAGS) -o $@ \
 	  examples/embed/host.c build/mq_lua.c libmq.a $(LDFLAGS) $(LUA_LIBS)
+
+# --- Quality gates: lint, sanitizers, valgrind -----------------------------------------
+
+CPPCHECK   ?= cppcheck
+CLANG_TIDY ?= clang-tidy
+LUACHECK   ?= luacheck
+VALGRIND   ?= valgrind
+LINT_LUA    = lua spec bin/mq $(shell find bench examples -name '*.lua' 2>/dev/null | sort)
+
+# cppcheck (without Lua's headers: luaconf.h trips it), clang-tidy with the build's flags
+# (checks in .clang-tidy), luacheck (.luacheckrc). Any finding fails. The test-only C
+# module under spec/support/ is held to the same standard as csrc/.
+LINT_C = $(SRCS) $(wildcard spec/support/*.c)
+
+lint:
+	$(CPPCHECK) --quiet --error-exitcode=1 --std=c99 --enable=warning,style,performance,portability \
+	  --inline-suppr --suppress=missingIncludeSystem -D_GNU_SOURCE -I csrc $(LINT_C)
+	@out=$$($(CLANG_TIDY) --quiet $(LINT_C) -- -std=c99 -D_GNU_SOURCE -Icsrc $(LUA_CFLAGS) 2>&1); rc=$$?; \
+	  printf '%s\n' "$$out" | grep -v 'warnings generated\.$$'; \
+	  echo "clang-tidy: $(words $(LINT_C)) files, exit $$rc"; exit $$rc
+	$(LUACHECK) -q $(LINT_LUA)
+
+# `make asan`: mq.so with AddressSanitizer and UBSan in build/asan/ (./mq.so untouched), the
+# whole suite against it. lua5.4 is not instrumented, so the ASan runtime is preloaded (and
+# inherited by every child process). Leak detection is off: lua5.4, busted and the shell
+# tools they run hold memory at exit by design; `make valgrind` checks mq for leaks.
+# Reports go to files; any report fails the target even when the suite passed.
+ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ASAN_OBJS  := $(SRCS:csrc/%.c=build/asan/%.o)
+
+build/asan/%.o: csrc/%.c $(HDRS)
+	@mkdir -p build/asan
+	$(CC) $(MQ_CFLAGS) -O1 $(ASAN_FLAGS) -c -o $@ $<
+
+build/asan/mq.so: $(ASAN_OBJS)
+	$(CC) $(LIBFLAG) $(ASAN_FLAGS) $(LDFLAGS) -o $@ $(ASAN_OBJS)
+
+asan: build/asan/mq.so
+	@rt=$$($(CC) -print-file-name=libasan.so) && test -f "$$rt" || { echo "no libasan.so for $(CC)"; exit 1; }; \
+	  tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/mq-asan.XXXXXX") && reports=$$(mktemp -d "$${TMPDIR:-/tmp}/mq-asan-reports.XXXXXX") && \
+	  chmod 1777 "$$reports" && \
+	  { LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/spec/?.lua;;' LUA_CPATH='$(CURDIR)/build/asan/?.so;;' \
+	    TMPDIR="$$tmp" MQ_MEMTOOL=asan LD_PRELOAD="$$rt" \
+	    ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:log_path=$$reports/asan" \
+	    UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$$reports/ubsan" \
+	    $(BUSTED) --lua=$(LUA) $(BUSTED_FLAGS) spec 2>&1; echo $$? > "$$reports/rc"; } | tee "$$reports/log"; \
+	  rc=$$(cat "$$reports/rc"); \
+	  if ls "$$reports"/asan* "$$reports"/ubsan* >/dev/null 2>&1 || \
+	     grep -qE 'runtime error:|ERROR: AddressSanitizer|ERROR: LeakSanitizer' "$$reports/log"; then \
+	    echo "asan: SANITIZER REPORTS"; cat "$$reports"/asan* "$$reports"/ubsan* 2>/dev/null; rc=1; \
+	  else echo "asan: no sanitizer reports"; fi; \
+	  rm -rf "$$tmp" "$$reports"; exit $$rc
+
+# `make valgrind`: the suite's own lua5.4 under memcheck (child lua5.4 processes are not
+# traced). Any memory error, or definitely lost bytes, fails. MQ_TEST_SCALE shrinks the
+# stress loops (valgrind is ~30x slower); the plain suite runs them in full.
+VALGRIND_FLAGS ?= --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
+  --errors-for-leak-kinds=definite --child-silent-after-fork=yes --track-origins=yes
+VALGRIND_SCALE ?= 0.1
+
+valgrind: mq.so
+	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/mq-valgrind.XXXXXX") && \
+	  $(TEST_ENV) TMPDIR="$$tmp" MQ_MEMTOOL=valgrind MQ_TEST_SCALE=$(VALGRIND_SCALE) \
+	  $(VALGRIND) $(VALGRIND_FLAGS) $(LUA) $$(command -v $(BUSTED)) $(BUSTED_FLAGS) spec; \
+	  rc=$$?; rm -rf "$$tmp"; exit $$rc

@@ -321,12 +321,18 @@ describe("bad input", function()
     assert(#wrong == 0, "\n" .. table.concat(wrong, "\n"))
   end)
 
-  it("takes empty data, NUL bytes and msgmax bytes as ordinary messages", function()
+  it("takes empty data, NUL bytes and msgmax bytes as ordinary messages, on fresh handles too", function()
     for _, data in ipairs({ "", "\0", "a\0b\0", H.all_bytes(), string.rep("\0", msgmax) }) do
-      assert.are.equal(true, nb:send(data, 7))
-      local got, mtype = nb:receive(7)
-      assert.are.equal(data, got)
-      assert.are.equal(7, mtype)
+      -- A handle's first operation (nothing allocated yet) as well as a used one.
+      for _, fresh in ipairs({ true, false }) do
+        local s = fresh and assert(mq.open(name)) or nb
+        assert.are.equal(true, s:send(data, 7))
+        local r = fresh and assert(mq.open(name)) or nb
+        local got, mtype = r:receive(7)
+        assert.are.equal(data, got)
+        assert.are.equal(7, mtype)
+        if fresh then s:close(); r:close() end
+      end
     end
   end)
 end)

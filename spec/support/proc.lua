@@ -7,10 +7,18 @@ local H = require "helpers"
 
 local P = {}
 
+-- busted reloads this module for every spec file (insulation), so a counter alone would
+-- repeat names across files: add the load time and skip names already taken.
+local core = require "mq.core"
+local nonce = string.format("%x", math.floor(core.monotonic() * 1e6))
 local seq = 0
 local function tmpname(tag)
-  seq = seq + 1
-  return string.format("%s/%s-%d-%d", H.TMPDIR, tag, H.pid, seq)
+  local name
+  repeat
+    seq = seq + 1
+    name = string.format("%s/%s-%d-%s-%d", H.TMPDIR, tag, H.pid, nonce, seq)
+  until not H.exists(name .. ".pid") and not H.exists(name)
+  return name
 end
 
 -- System call numbers of msgsnd/msgrcv, to see a child blocked in one (/proc/PID/syscall).

@@ -209,4 +209,24 @@ function H.wait_blocked_in(child_pid, fn, timeout)
   end, timeout or 10)
 end
 
+-- A fresh queue on a new name; returns handle, name. A name's key comes from its key file's
+-- inode, so a queue left behind by a crashed run (its key file long gone) can already hold
+-- the key of a new key file: then try another name, keeping the refused key files until
+-- one works (so that the inode is not simply reused), and never destroy the stale queue.
+function H.fresh_name_queue(prefix, perm)
+  local refused = {}
+  for _ = 1, 50 do
+    local name = H.name(prefix)
+    local q, err, code = mq.new(name, perm)
+    if q then
+      for _, r in ipairs(refused) do os.remove(H.path(r)) end
+      return q, name
+    end
+    assert(code == "exists", err)
+    if tracked[#tracked] == name then tracked[#tracked] = nil end
+    refused[#refused + 1] = name
+  end
+  error("no free queue name found")
+end
+
 return H

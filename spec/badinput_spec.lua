@@ -100,8 +100,7 @@ describe("bad input", function()
 
   setup(function()
     msgmax = mq.limits().msgmax
-    name = H.name("bad")
-    q = assert(mq.new(name, "0666"))
+    q, name = H.fresh_name_queue("bad", "0666")
     nb = assert(mq.open(name, mq.O_RDWR | mq.O_NONBLOCK))
     ro = assert(mq.open(name, mq.O_RDONLY | mq.O_NONBLOCK))
     wo = assert(mq.open(name, mq.O_WRONLY | mq.O_NONBLOCK))

@@ -76,8 +76,7 @@ describe("a queue removed while in use", function()
   for _, op in ipairs({ "receive", "send", "receive_timeout", "send_timeout" }) do
     for how, remove in pairs(removers) do
       it(string.format("by %s gives `removed` to a call %s, without hanging", how, waits[op]), function()
-        local name = H.name("gone")
-        local q = assert(mq.new(name))
+        local q, name = H.fresh_name_queue("gone")
         local id = q:id()
         if op:match("^send") then assert(fill(q, 1000) > 0) end
         local flag = P.flag()
@@ -109,8 +108,7 @@ describe("a signal with a handler", function()
   after_each(H.cleanup)
 
   it("interrupts a blocking receive with `interrupted` and loses no message", function()
-    local name = H.name("sigrcv")
-    local q = assert(mq.new(name))
+    local q, name = H.fresh_name_queue("sigrcv")
     assert(q:send("keep me", 1))
     local child = P.spawn([[
       io.stdout:setvbuf("no")
@@ -144,8 +142,7 @@ describe("a signal with a handler", function()
   end)
 
   it("interrupts a send blocked on a full queue with `interrupted`; nothing is lost or doubled", function()
-    local name = H.name("sigsnd")
-    local q = assert(mq.new(name))
+    local q, name = H.fresh_name_queue("sigsnd")
     local n = fill(q, 1000)
     local child = P.spawn([[
       io.stdout:setvbuf("no")
@@ -185,8 +182,7 @@ describe("a full queue in nonblocking mode", function()
   after_each(H.cleanup)
 
   it("refuses a send with `again` and loses nothing already queued", function()
-    local name = H.name("full")
-    local q = assert(mq.new(name))
+    local q, name = H.fresh_name_queue("full")
     local nb = assert(mq.open(name, mq.O_RDWR | mq.O_NONBLOCK))
     local n = 0
     repeat
@@ -224,8 +220,7 @@ describe("a queue used by more than one process", function()
   after_each(H.cleanup)
 
   it("keeps working in a child after fork, through the inherited handle", function()
-    local name = H.name("fork")
-    local q = assert(mq.new(name))
+    local q = H.fresh_name_queue("fork")
     local pid = assert(tp.fork())
     if pid == 0 then
       -- The child: never return into busted.
@@ -253,8 +248,7 @@ describe("a queue used by more than one process", function()
   end)
 
   it("keeps working for a second process that opens the same name", function()
-    local name = H.name("echo")
-    local q = assert(mq.new(name))
+    local q, name = H.fresh_name_queue("echo")
     local child = P.spawn([[
       local mq = require "mq"
       local q = assert(mq.open(arg[1]))

@@ -2,7 +2,6 @@
 -- message must arrive exactly once, uncorrupted, and each producer's messages must keep
 -- their order at each consumer (per type where a consumer's selector reorders types).
 
-local mq = require "mq"
 local H = require "helpers"
 local P = require "support.proc"
 
@@ -68,8 +67,7 @@ q:close()
 local STOP_HEADER = "<I1I4I4I8i8"
 
 local function run_load(typed)
-  local name = H.name("load")
-  local q = assert(mq.new(name, "0600"))
+  local q, name = H.fresh_name_queue("load", "0600")
   local children = {}
   local ok_all, why = pcall(function()
     -- Consumers: plain mode takes everything in order (0); typed mode has one consumer

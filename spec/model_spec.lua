@@ -87,8 +87,7 @@ describe("a queue driven by random nonblocking operations", function()
     local limits = mq.limits()
     local msgmax = limits.msgmax
 
-    local name = H.name("model")
-    local a = assert(mq.new(name))
+    local a, name = H.fresh_name_queue("model")
     assert(a:set_blocking(false))
     local b = assert(mq.open(name, mq.O_RDWR | mq.O_NONBLOCK))
 

@@ -57,8 +57,7 @@ describe("a planted key path", function()
   end)
 
   it("that is a symlink to another queue's key file does not reach that queue", function()
-    local real = H.name("real")
-    local q = assert(mq.new(real))
+    local q, real = H.fresh_name_queue("real")
     assert(q:send("for the real queue only"))
     local name = H.name("alias")
     assert(os.execute("ln -s " .. H.shell_quote(H.path(real)) .. " " .. H.shell_quote(H.path(name))))
@@ -173,8 +172,7 @@ describe("a 0600 queue seen by an unprivileged user", function()
 
   it("is usable by that user once it is 0666 (the control case)", function()
     local q, key = H.fresh_key_queue("0666")
-    local name = H.name("open")
-    local n = assert(mq.new(name, "0666"))
+    local n, name = H.fresh_name_queue("open", "0666")
     local ok, code, out = as_nobody([[
       local mq = require "mq"
       for _, where in ipairs({ tonumber(arg[1]), arg[2] }) do
@@ -193,8 +191,7 @@ describe("a 0600 queue seen by an unprivileged user", function()
 
   it("is denied to open, by key and by name, for any access, and to destroy", function()
     local q, key = H.fresh_key_queue("0600")
-    local name = H.name("private")
-    local n = assert(mq.new(name, "0600"))
+    local n, name = H.fresh_name_queue("private", "0600")
     assert(q:send("secret"))
     assert(n:send("secret"))
     local ok, code, out = as_nobody([[
@@ -298,8 +295,7 @@ describe("a key file", function()
   end)
 
   it("of a queue made here is 0600", function()
-    local name = H.name("mode")
-    local q = assert(mq.new(name, "0666"))
+    local q, name = H.fresh_name_queue("mode", "0666")
     local _, _, mode = H.sh("stat -c '%a %F' " .. H.shell_quote(H.path(name)))
     assert.are.equal("600 regular empty file\n", mode)
     q:close()

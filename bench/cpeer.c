@@ -11,7 +11,8 @@
  *                                   CPU seconds per wall second of an idle waiter
  *   cpeer stamp ID N MINGAP MAXGAP  send N stamped messages to queue ID at random gaps
  *
- * Results are lines "result <what> <value>"; "queue <id> 0" names the queue
+ * Results are lines "result <what> <value>" (and "sample <ns>" for each wake-up
+ * latency, which the driver pools over rounds); "queue <id> 0" names the queue
  * we own so the driver can remove it should we die. Every queue is private
  * and removed at exit, on a signal too.
  */
@@ -290,6 +291,7 @@ static void run_wake(int poll, const struct backoff *b, long n, double mingap, d
     if (i >= 0) lat[i] = got - sent;
   }
   reap(pid);
+  for (i = 0; i < n; i++) printf("sample %lld\n", (long long)lat[i]);
   report_latencies(lat, (size_t)n, "wake");
   free(lat);
 }

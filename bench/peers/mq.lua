@@ -123,6 +123,7 @@ local function wake()
     local got = now()
     if i >= 1 then lat[i] = got * 1e9 - string.unpack("=i8", data) end
   end
+  for _, ns in ipairs(lat) do io.write(string.format("sample %.0f\n", ns)) end
   U.latencies(lat, "wake")
   U.await(p)
 end

@@ -11,6 +11,7 @@
  *                                   CPU seconds per wall second of an idle waiter
  *   cpeer stamp ID N MINGAP MAXGAP  send N stamped messages to queue ID at random gaps
  *
+ * BENCH_PARTNER_CPU=n puts the forked partner on CPU n.
  * Results are lines "result <what> <value>" (and "sample <ns>" for each wake-up
  * latency, which the driver pools over rounds); "queue <id> 0" names the queue
  * we own so the driver can remove it should we die. Every queue is private
@@ -20,6 +21,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -111,11 +113,19 @@ static void child_exit_on_error(const char *what) {
   _exit(0);
 }
 
+/* The partner of a two-process scenario; BENCH_PARTNER_CPU moves it to that CPU. */
 static pid_t fork_child(void) {
   pid_t pid;
+  const char *cpu = getenv("BENCH_PARTNER_CPU");
   fflush(stdout);
   pid = fork();
   if (pid < 0) die("fork");
+  if (pid == 0 && cpu != NULL && *cpu != '\0') {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(atoi(cpu), &set);
+    if (sched_setaffinity(0, sizeof set, &set) != 0) perror("sched_setaffinity");
+  }
   return pid;
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/perl
 # Perl's core IPC::Msg running the benchmark's scenarios.
 #   perl ipc_msg.pl pair|stream|pingpong SIZE N WARM
-# Two-process scenarios fork a partner that shares the private queue.
+# Two-process scenarios fork a partner that shares the private queue (on CPU n
+# when BENCH_PARTNER_CPU=n).
 # Prints "queue <id> 0" and "result <what> <value>" lines for the driver.
 use strict;
 use warnings;
@@ -39,6 +40,8 @@ sub partner {
     STDOUT->flush;
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
+        my $cpu = $ENV{BENCH_PARTNER_CPU};
+        system("taskset -pc $cpu $$ >/dev/null") if defined $cpu && $cpu =~ /^\d+$/;
         $body->();    # returns early once the parent removed the queue
         POSIX::_exit(0);
     }

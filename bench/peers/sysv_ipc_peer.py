@@ -2,7 +2,8 @@
 
     /usr/bin/python3 sysv_ipc_peer.py pair|stream|pingpong SIZE N WARM
 
-Two-process scenarios fork a partner that shares the private queue. Prints
+Two-process scenarios fork a partner that shares the private queue (on CPU n
+when BENCH_PARTNER_CPU=n). Prints
 "queue <id> 0" and "result <what> <value>" lines for the driver.
 """
 import math
@@ -43,6 +44,9 @@ def fork_partner(body):
     pid = os.fork()
     if pid == 0:
         try:
+            cpu = os.environ.get("BENCH_PARTNER_CPU")
+            if cpu:
+                os.sched_setaffinity(0, {int(cpu)})
             body()
         except sysv_ipc.ExistentialError:
             pass  # the parent removed the queue

@@ -37,7 +37,10 @@ function U.random_key()
 end
 
 -- Starts a partner process; its output is read (and it is awaited) by U.await.
+-- BENCH_PARTNER_CPU=n puts it on CPU n.
 function U.spawn(cmd)
+  local cpu = os.getenv("BENCH_PARTNER_CPU")
+  if cpu and cpu ~= "" then cmd = "taskset -c " .. cpu .. " " .. cmd end
   return assert(io.popen(cmd, "r"))
 end
 

@@ -196,6 +196,9 @@ int mq_new_where(lua_State *L) {
   if (id < 0) {
     int err = errno;
     if (created) unlink(w.path);
+    if (err == EEXIST && created)   /* a fresh key file whose key another queue holds */
+      return fail_where(L, op, &w, MQ_EEXISTS,
+                        "the new key file's key is already taken by another queue (an ftok collision)");
     if (err == EEXIST) return fail_where(L, op, &w, MQ_EEXISTS, "the queue already exists");
     return fail_where(L, op, &w, mq_code_of_errno(err), strerror(err));
   }

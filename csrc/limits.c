@@ -11,7 +11,7 @@
 
 #define MQ_DEFAULT_MSGMAX 8192L
 
-static long cached_msgmax = 0;
+long mq_msgmax_cache = 0;
 
 static long read_limit(const char *file, long fallback) {
   char path[64], text[32];
@@ -30,8 +30,8 @@ static long read_limit(const char *file, long fallback) {
 }
 
 long mq_msgmax(int refresh) {
-  if (refresh || cached_msgmax == 0) cached_msgmax = read_limit("msgmax", MQ_DEFAULT_MSGMAX);
-  return cached_msgmax;
+  if (refresh || mq_msgmax_cache == 0) mq_msgmax_cache = read_limit("msgmax", MQ_DEFAULT_MSGMAX);
+  return mq_msgmax_cache;
 }
 
 int mq_limits(lua_State *L) {

@@ -23,14 +23,13 @@ static void set_integer(lua_State *L, const char *name, lua_Integer v) {
 MQ_EXPORT int luaopen_mq_core(lua_State *L);
 
 MQ_EXPORT int luaopen_mq_core(lua_State *L) {
-  int module, metatable, methods;
+  int module, methods;
   luaL_checkversion(L);
   luaL_newlib(L, core_functions);
   module = lua_gettop(L);
   mq_queue_register(L);                     /* pushes the metatable, then the methods */
-  metatable = module + 1;
   methods = module + 2;
-  mq_transfer_register(L, metatable, methods, module);
+  mq_transfer_register(L, methods, module);
   lua_setfield(L, module, "methods");       /* mq.lua adds the timed methods here */
   lua_setfield(L, module, "metatable");     /* lets mq.select tell a handle apart */
   mq_clock_register(L);

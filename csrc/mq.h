@@ -58,6 +58,7 @@ typedef struct mq_where {
 
 /* The full userdata behind a handle. The key file path follows it in the same block. */
 typedef struct mq_queue {
+  const char *tag;    /* &mq_queue_tag: see mq_check_queue */
   int id;             /* msqid, -1 once closed */
   int flags;          /* MQ_O_* access bits and MQ_O_NONBLOCK */
   key_t key;
@@ -86,16 +87,32 @@ int mq_ftok(lua_State *L);
 
 /* queue.c */
 mq_queue *mq_push_queue(lua_State *L, int id, int flags, const mq_where *w);
-mq_queue *mq_check_queue(lua_State *L, int arg);
+
+/*
+ * The handle at `arg`. luaL_checkudata's metatable lookup by name cost about
+ * 120 instructions a call, a sixth of mq's user-space time per message; the
+ * handle instead starts with the address of a tag private to this library.
+ * A full userdata at least as large as a handle with that first word is one
+ * (a smaller or light userdata is never read past its end); anything else
+ * gets luaL_checkudata's usual error.
+ */
+extern const char mq_queue_tag;
+static inline mq_queue *mq_check_queue(lua_State *L, int arg) {
+  mq_queue *q = (mq_queue *)lua_touserdata(L, arg);
+  if (q != NULL && lua_rawlen(L, arg) > offsetof(mq_queue, path) && q->tag == &mq_queue_tag) return q;
+  return (mq_queue *)luaL_checkudata(L, arg, MQ_QUEUE_MT);
+}
 void mq_describe(const mq_queue *q, char *out, size_t outsz);
 void mq_queue_register(lua_State *L);
 
 /* transfer.c: send, receive, peek and the cheap polls of the timed calls. */
-void mq_transfer_register(lua_State *L, int metatable, int methods, int module);
+void mq_transfer_register(lua_State *L, int methods, int module);
 void mq_free_buffer(lua_State *L, mq_queue *q);
 
-/* limits.c */
+/* limits.c: msgmax is cached for the hot path; mq_msgmax(1) re-reads it. */
+extern long mq_msgmax_cache;
 long mq_msgmax(int refresh);
+#define MQ_MSGMAX() (mq_msgmax_cache > 0 ? mq_msgmax_cache : mq_msgmax(0))
 int mq_limits(lua_State *L);
 
 /* clock.c */

@@ -12,9 +12,12 @@
 
 #include "mq.h"
 
+const char mq_queue_tag = 'q';
+
 mq_queue *mq_push_queue(lua_State *L, int id, int flags, const mq_where *w) {
   size_t pathlen = w->kind == MQ_BY_NAME ? strlen(w->path) : 0;
   mq_queue *q = (mq_queue *)lua_newuserdatauv(L, offsetof(mq_queue, path) + pathlen + 1, 0);
+  q->tag = &mq_queue_tag;
   q->id = id;
   q->flags = flags;
   q->key = w->kind == MQ_PRIVATE_QUEUE ? IPC_PRIVATE : w->key;
@@ -27,21 +30,6 @@ mq_queue *mq_push_queue(lua_State *L, int id, int flags, const mq_where *w) {
   if (w->kind == MQ_BY_NAME) q->name_off = pathlen - strlen(w->name);
   luaL_setmetatable(L, MQ_QUEUE_MT);
   return q;
-}
-
-/*
- * The handle at `arg`. Every C function that takes a handle carries the
- * metatable as upvalue 1, so the check is one pointer comparison instead of
- * luaL_checkudata's registry lookup by name (measurable on the hot path).
- */
-mq_queue *mq_check_queue(lua_State *L, int arg) {
-  void *p = lua_touserdata(L, arg);
-  if (p != NULL && lua_getmetatable(L, arg)) {
-    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
-    if (same) return (mq_queue *)p;
-  }
-  return (mq_queue *)luaL_checkudata(L, arg, MQ_QUEUE_MT);  /* raises the usual error */
 }
 
 void mq_describe(const mq_queue *q, char *out, size_t outsz) {
@@ -215,11 +203,8 @@ static const luaL_Reg queue_meta[] = {
  */
 void mq_queue_register(lua_State *L) {
   luaL_newmetatable(L, MQ_QUEUE_MT);     /* also sets __name */
-  lua_pushvalue(L, -1);
-  luaL_setfuncs(L, queue_meta, 1);
-  luaL_newlibtable(L, queue_methods);
-  lua_pushvalue(L, -2);
-  luaL_setfuncs(L, queue_methods, 1);
+  luaL_setfuncs(L, queue_meta, 0);
+  luaL_newlib(L, queue_methods);
   lua_pushvalue(L, -1);
   lua_setfield(L, -3, "__index");
 }

@@ -104,8 +104,8 @@ static int send_message(lua_State *L, enum wait_mode mode) {
   mq_queue *q = mq_check_queue(L, 1);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
-  lua_Integer mtype;
-  int ok = opt_integer(L, 3, 1, &mtype);
+  lua_Integer mtype = 1;
+  int ok = lua_gettop(L) < 3 || opt_integer(L, 3, 1, &mtype);   /* q:send(data): no parsing */
   if (q->id < 0)
     return mq_fail_queue(L, op_name(L, mode, "send"), q, MQ_ECLOSED, "the handle is closed");
   if (!ok || mtype < 1)
@@ -113,7 +113,7 @@ static int send_message(lua_State *L, enum wait_mode mode) {
                          "the message type must be an integer >= 1");
   if (!(q->flags & MQ_O_WRONLY))
     return mq_fail_queue(L, op_name(L, mode, "send"), q, MQ_EDENIED, "the handle is read-only");
-  if (len > (size_t)mq_msgmax(0) && len > (size_t)mq_msgmax(1))
+  if (len > (size_t)MQ_MSGMAX() && len > (size_t)mq_msgmax(1))
     return mq_fail_queue(L, op_name(L, mode, "send"), q, MQ_ETOOBIG,
                          "the message is larger than msgmax");
   if ((q->buf == NULL || len > q->bufcap) && grow_buffer(L, q, len) != 0)
@@ -178,14 +178,19 @@ static int receive_into(lua_State *L, mq_queue *q, const char *op, long msgtyp, 
 /* receive(q [, mtype [, maxsize]]) in the given wait mode. */
 static int receive_message(lua_State *L, enum wait_mode mode) {
   mq_queue *q = mq_check_queue(L, 1);
-  lua_Integer mtype, maxsize;
-  int ok = opt_integer(L, 2, 0, &mtype);
-  int default_max = lua_isnoneornil(L, 3);
+  lua_Integer mtype = 0, maxsize = 0;
+  int ok = 1, default_max = 1, top = lua_gettop(L);
   const char *op;
-  ok = opt_integer(L, 3, 0, &maxsize) && ok;
+  if (top >= 2) {                              /* q:receive(): no parsing at all */
+    ok = opt_integer(L, 2, 0, &mtype);
+    if (top >= 3 && !lua_isnoneornil(L, 3)) {
+      default_max = 0;
+      ok = opt_integer(L, 3, 0, &maxsize) && ok;
+    }
+  }
   if (q->id >= 0 && ok && (default_max || (maxsize >= 1 && maxsize <= INT_MAX)) &&
       (q->flags & MQ_O_RDONLY)) {
-    if (default_max) maxsize = mq_msgmax(0);
+    if (default_max) maxsize = MQ_MSGMAX();
     int flags = (mode == POLL || (q->flags & MQ_O_NONBLOCK)) ? IPC_NOWAIT : 0;
     return receive_into(L, q, op_name(L, mode, "receive"), (long)mtype, (size_t)maxsize,
                         default_max, flags, mode);
@@ -234,15 +239,11 @@ static const luaL_Reg transfer_polls[] = {
   {NULL, NULL}
 };
 
-/* Adds send/receive/peek to the methods table and the polls to the module
- * table, each with the metatable as upvalue (see mq_check_queue). */
-void mq_transfer_register(lua_State *L, int metatable, int methods, int module) {
+/* Adds send/receive/peek to the methods table and the polls to the module table. */
+void mq_transfer_register(lua_State *L, int methods, int module) {
   lua_pushvalue(L, methods);
-  lua_pushvalue(L, metatable);
-  luaL_setfuncs(L, transfer_methods, 1);
-  lua_pop(L, 1);
+  luaL_setfuncs(L, transfer_methods, 0);
   lua_pushvalue(L, module);
-  lua_pushvalue(L, metatable);
-  luaL_setfuncs(L, transfer_polls, 1);
-  lua_pop(L, 1);
+  luaL_setfuncs(L, transfer_polls, 0);
+  lua_pop(L, 2);
 }

@@ -44,21 +44,64 @@ struct msg {
 static struct msg sbuf, rbuf;
 static int owned_id = -1;
 static pid_t owner_pid;
+static volatile sig_atomic_t stopping;
 
 static void remove_queue(void) {
   if (owned_id >= 0 && getpid() == owner_pid) msgctl(owned_id, IPC_RMID, NULL);
   owned_id = -1;
 }
 
-static void on_fatal_signal(int sig) {
-  remove_queue();
-  signal(sig, SIG_DFL);
-  raise(sig);
+/*
+ * SIGTERM, SIGINT, SIGHUP set `stopping` and start an alarm that repeats every
+ * second from then on. The handlers are installed without SA_RESTART, so a
+ * blocked msgsnd/msgrcv or nanosleep fails with EINTR, even one entered after
+ * the signal, and the program exits through exit(), whose atexit handler
+ * removes the queue. SIGALRM alone (idle's timer) only interrupts.
+ */
+static void on_stop_signal(int sig) {
+  (void)sig;
+  stopping = 1;
+  alarm(1);
+}
+
+static void on_alarm(int sig) {
+  (void)sig;
+  if (stopping) alarm(1);
 }
 
 static void die(const char *what) {
+  if (stopping) exit(1); /* atexit removes the queue */
   perror(what);
-  exit(1); /* atexit removes the queue */
+  exit(1);
+}
+
+static void on_signals(void (*handler)(int), const int *sigs, int n) {
+  struct sigaction sa;
+  int i;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = handler;
+  for (i = 0; i < n; i++) sigaction(sigs[i], &sa, NULL);
+}
+
+/* Checked command-line numbers. */
+static void usage(void);
+
+static long arg_long(const char *s) {
+  char *end;
+  long v;
+  errno = 0;
+  v = strtol(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0') usage();
+  return v;
+}
+
+static double arg_double(const char *s) {
+  char *end;
+  double v;
+  errno = 0;
+  v = strtod(s, &end);
+  if (errno != 0 || end == s || *end != '\0') usage();
+  return v;
 }
 
 static int new_queue(void) {
@@ -67,9 +110,11 @@ static int new_queue(void) {
   owner_pid = getpid();
   owned_id = id;
   atexit(remove_queue);
-  signal(SIGTERM, on_fatal_signal);
-  signal(SIGINT, on_fatal_signal);
-  signal(SIGHUP, on_fatal_signal);
+  {
+    static const int stops[] = {SIGTERM, SIGINT, SIGHUP}, alarm_sig[] = {SIGALRM};
+    on_signals(on_stop_signal, stops, 3);
+    on_signals(on_alarm, alarm_sig, 1);
+  }
   printf("queue %d 0\n", id);
   fflush(stdout);
   return id;
@@ -93,23 +138,28 @@ static void sleep_s(double s) {
   ts.tv_sec = (time_t)s;
   ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    if (stopping) die("nanosleep");
   }
 }
 
+/* Blocking send and receive; a pending stop ends the program (one load per call). */
 static void snd(int id, size_t size, long type) {
+  if (stopping) die("stopped");
   sbuf.mtype = type;
   if (msgsnd(id, &sbuf, size, 0) != 0) die("msgsnd");
 }
 
 static ssize_t rcv(int id, long type) {
-  ssize_t n = msgrcv(id, &rbuf, MAXTEXT, type, 0);
+  ssize_t n;
+  if (stopping) die("stopped");
+  n = msgrcv(id, &rbuf, MAXTEXT, type, 0);
   if (n < 0) die("msgrcv");
   return n;
 }
 
 static void child_exit_on_error(const char *what) {
-  /* The parent removing the queue ends a child blocked in it: not an error. */
-  if (errno != EIDRM && errno != EINVAL) perror(what);
+  /* The parent removing the queue, or a signal, ends a child blocked in it: not an error. */
+  if (errno != EIDRM && errno != EINVAL && errno != EINTR) perror(what);
   _exit(0);
 }
 
@@ -123,7 +173,7 @@ static pid_t fork_child(void) {
   if (pid == 0 && cpu != NULL && *cpu != '\0') {
     cpu_set_t set;
     CPU_ZERO(&set);
-    CPU_SET(atoi(cpu), &set);
+    CPU_SET((int)arg_long(cpu), &set);
     if (sched_setaffinity(0, sizeof set, &set) != 0) perror("sched_setaffinity");
   }
   return pid;
@@ -175,7 +225,7 @@ static void run_stream(size_t size, long n, long warm) {
   if (pid == 0) {
     memset(sbuf.mtext, 'x', size);
     sbuf.mtype = 1;
-    for (i = 0; i < n + warm; i++)
+    for (i = 0; i < n + warm && !stopping; i++)
       if (msgsnd(id, &sbuf, size, 0) != 0) child_exit_on_error("msgsnd");
     _exit(0);
   }
@@ -197,7 +247,7 @@ static void run_pingpong(size_t size, long n, long warm) {
   memset(sbuf.mtext, 'x', size);
   pid = fork_child();
   if (pid == 0) {
-    for (i = 0; i < n + warm; i++) {
+    for (i = 0; i < n + warm && !stopping; i++) {
       if (msgrcv(id, &rbuf, MAXTEXT, 1, 0) < 0) child_exit_on_error("msgrcv");
       sbuf.mtype = 2;
       if (msgsnd(id, &sbuf, size, 0) != 0) child_exit_on_error("msgsnd");
@@ -231,6 +281,7 @@ static ssize_t poll_receive(int id, const struct backoff *b, double timeout) {
     int64_t left;
     if (n >= 0) return n;
     if (errno != ENOMSG && errno != EAGAIN) die("msgrcv");
+    if (stopping) die("poll");
     left = deadline - now_ns();
     if (left <= 0) return -1;
     if (tries < b->spins) {
@@ -260,6 +311,7 @@ static void stamp_loop(int id, long n, double mingap, double maxgap) {
   sbuf.mtype = 1;
   for (i = 0; i < n; i++) {
     int64_t t;
+    if (stopping) die("stamp");
     sleep_s(uniform(mingap, maxgap));
     t = now_ns();
     memcpy(sbuf.mtext, &t, sizeof t);
@@ -269,9 +321,9 @@ static void stamp_loop(int id, long n, double mingap, double maxgap) {
 
 static int parse_backoff(int argc, char **argv, int at, struct backoff *b) {
   if (argc < at + 3) return -1;
-  b->spins = atol(argv[at]);
-  b->min = atof(argv[at + 1]);
-  b->max = atof(argv[at + 2]);
+  b->spins = arg_long(argv[at]);
+  b->min = arg_double(argv[at + 1]);
+  b->max = arg_double(argv[at + 2]);
   return 0;
 }
 
@@ -306,8 +358,6 @@ static void run_wake(int poll, const struct backoff *b, long n, double mingap, d
   free(lat);
 }
 
-static void on_alarm(int sig) { (void)sig; }
-
 static void run_idle(int poll, const struct backoff *b, double seconds) {
   int id = new_queue();
   int64_t w0, c0;
@@ -317,11 +367,7 @@ static void run_idle(int poll, const struct backoff *b, double seconds) {
     if (poll_receive(id, b, seconds) >= 0) die("unexpected message");
   } else {
     /* A blocking receive, ended by an alarm (no SA_RESTART, so msgrcv fails with EINTR). */
-    struct sigaction sa;
     struct itimerval it;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_alarm;
-    sigaction(SIGALRM, &sa, NULL);
     memset(&it, 0, sizeof it);
     it.it_value.tv_sec = (time_t)seconds;
     it.it_value.tv_usec = (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6);
@@ -345,33 +391,34 @@ int main(int argc, char **argv) {
   const char *mode;
   if (argc < 2) usage();
   mode = argv[1];
-  if (!strcmp(mode, "pair") || !strcmp(mode, "stream") || !strcmp(mode, "pingpong")) {
-    size_t size;
-    long n, warm;
+  if (strcmp(mode, "pair") == 0 || strcmp(mode, "stream") == 0 || strcmp(mode, "pingpong") == 0) {
+    long size, n, warm;
     if (argc != 5) usage();
-    size = (size_t)atol(argv[2]);
-    n = atol(argv[3]);
-    warm = atol(argv[4]);
-    if (size > MAXTEXT || n < 1 || warm < 0) usage();
-    if (mode[0] == 'p' && mode[1] == 'a') run_pair(size, n, warm);
-    else if (mode[0] == 's') run_stream(size, n, warm);
-    else run_pingpong(size, n, warm);
-  } else if (!strcmp(mode, "wake") || !strcmp(mode, "idle")) {
+    size = arg_long(argv[2]);
+    n = arg_long(argv[3]);
+    warm = arg_long(argv[4]);
+    if (size < 0 || size > MAXTEXT || n < 1 || warm < 0) usage();
+    if (mode[0] == 'p' && mode[1] == 'a') run_pair((size_t)size, n, warm);
+    else if (mode[0] == 's') run_stream((size_t)size, n, warm);
+    else run_pingpong((size_t)size, n, warm);
+  } else if (strcmp(mode, "wake") == 0 || strcmp(mode, "idle") == 0) {
     int poll;
     if (argc < 4) usage();
-    poll = !strcmp(argv[2], "poll");
-    if (!poll && strcmp(argv[2], "block")) usage();
+    poll = strcmp(argv[2], "poll") == 0;
+    if (!poll && strcmp(argv[2], "block") != 0) usage();
     if (mode[0] == 'w') {
+      long n;
       if (argc < 6 || (poll && parse_backoff(argc, argv, 6, &b) != 0)) usage();
-      if (atol(argv[3]) < 1) usage();
-      run_wake(poll, &b, atol(argv[3]), atof(argv[4]), atof(argv[5]));
+      n = arg_long(argv[3]);
+      if (n < 1) usage();
+      run_wake(poll, &b, n, arg_double(argv[4]), arg_double(argv[5]));
     } else {
       if (poll && parse_backoff(argc, argv, 4, &b) != 0) usage();
-      run_idle(poll, &b, atof(argv[3]));
+      run_idle(poll, &b, arg_double(argv[3]));
     }
-  } else if (!strcmp(mode, "stamp")) {
+  } else if (strcmp(mode, "stamp") == 0) {
     if (argc != 6) usage();
-    stamp_loop(atoi(argv[2]), atol(argv[3]), atof(argv[4]), atof(argv[5]));
+    stamp_loop((int)arg_long(argv[2]), arg_long(argv[3]), arg_double(argv[4]), arg_double(argv[5]));
   } else {
     usage();
   }

@@ -122,7 +122,7 @@ end
 local errfile = os.tmpname()
 
 local function run(cmd, env)
-  local p = io.popen(string.format("BENCH_BUILD=%s %s timeout -s TERM %g %s%s 2>%s",
+  local p = io.popen(string.format("BENCH_BUILD=%s %s timeout -k 5 -s TERM %g %s%s 2>%s",
     q(BUILD), env or "", RUN_TIMEOUT, CPUS and ("taskset -c " .. q(CPUS) .. " ") or "", cmd,
     q(errfile)))
   local out = p:read("a")

@@ -4,29 +4,35 @@
  * shortens or stretches a timeout.
  */
 #include <errno.h>
-#include <math.h>
 #include <time.h>
 
 #include "mq.h"
 
-static int clock_monotonic(lua_State *L) {
+double mq_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
-  return 1;
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* sleep(seconds): one nanosleep; a signal may end it early, and the timed
- * calls re-check their deadline anyway, so EINTR is not retried. */
-static int clock_sleep(lua_State *L) {
-  lua_Number s = luaL_checknumber(L, 1);
+/* One nanosleep; returns -1 if a signal ended it early. The timed calls
+ * re-check their deadline anyway, so EINTR is not retried here. */
+int mq_sleep(double s) {
   struct timespec ts;
   if (!(s > 0)) return 0;                     /* also NaN */
   if (s > 1e9) s = 1e9;
   ts.tv_sec = (time_t)s;
-  ts.tv_nsec = (long)((s - (lua_Number)ts.tv_sec) * 1e9);
+  ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
   if (ts.tv_nsec > 999999999L) ts.tv_nsec = 999999999L;
-  nanosleep(&ts, NULL);
+  return nanosleep(&ts, NULL) == 0 || errno != EINTR ? 0 : -1;
+}
+
+static int clock_monotonic(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)mq_now());
+  return 1;
+}
+
+static int clock_sleep(lua_State *L) {
+  mq_sleep((double)luaL_checknumber(L, 1));
   return 0;
 }
 

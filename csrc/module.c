@@ -33,6 +33,7 @@ MQ_EXPORT int luaopen_mq_core(lua_State *L) {
   lua_setfield(L, module, "methods");       /* mq.lua adds the timed methods here */
   lua_setfield(L, module, "metatable");     /* lets mq.select tell a handle apart */
   mq_clock_register(L);
+  mq_wait_register(L);
   mq_push_codes(L);
   lua_setfield(L, -2, "codes");
   set_integer(L, "O_RDONLY", MQ_O_RDONLY);

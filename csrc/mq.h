@@ -108,6 +108,11 @@ void mq_queue_register(lua_State *L);
 /* transfer.c: send, receive, peek and the cheap polls of the timed calls. */
 void mq_transfer_register(lua_State *L, int methods, int module);
 void mq_free_buffer(lua_State *L, mq_queue *q);
+int mq_poll_send(lua_State *L);
+int mq_poll_receive(lua_State *L);
+
+/* wait.c: the timed calls' back-off loop in C, for the default waiter outside a coroutine. */
+void mq_wait_register(lua_State *L);
 
 /* limits.c: msgmax is cached for the hot path; mq_msgmax(1) re-reads it. */
 extern long mq_msgmax_cache;
@@ -116,6 +121,8 @@ long mq_msgmax(int refresh);
 int mq_limits(lua_State *L);
 
 /* clock.c */
+double mq_now(void);
+int mq_sleep(double seconds);
 void mq_clock_register(lua_State *L);
 
 #endif

@@ -223,8 +223,8 @@ static int q_receive(lua_State *L) { return receive_message(L, WAIT_PER_HANDLE);
 
 /* mq.core.poll_send(q, data, mtype, op) / poll_receive(q, mtype, maxsize, op):
  * one IPC_NOWAIT attempt; false when it would block, else as send/receive. */
-static int core_poll_send(lua_State *L) { return send_message(L, POLL); }
-static int core_poll_receive(lua_State *L) { return receive_message(L, POLL); }
+int mq_poll_send(lua_State *L) { return send_message(L, POLL); }
+int mq_poll_receive(lua_State *L) { return receive_message(L, POLL); }
 
 static const luaL_Reg transfer_methods[] = {
   {"send", q_send},
@@ -234,8 +234,8 @@ static const luaL_Reg transfer_methods[] = {
 };
 
 static const luaL_Reg transfer_polls[] = {
-  {"poll_send", core_poll_send},
-  {"poll_receive", core_poll_receive},
+  {"poll_send", mq_poll_send},
+  {"poll_receive", mq_poll_receive},
   {NULL, NULL}
 };
 

@@ -7,6 +7,7 @@
 local core = require "mq.core"
 
 local poll_send, poll_receive = core.poll_send, core.poll_receive
+local wait_send, wait_receive = core.wait_send, core.wait_receive
 local monotonic, sleep = core.monotonic, core.sleep
 local isyieldable, yield = coroutine.isyieldable, coroutine.yield
 local huge, tointeger = math.huge, math.tointeger
@@ -72,18 +73,30 @@ local function deadline_of(q, timeout, n, op)
   return monotonic() + timeout
 end
 
+local function timed_out(op, q, timeout)
+  return nil, ("%s %s: timed out after %g s"):format(op, tostring(q), timeout), "timeout"
+end
+
 -- Poll `attempt(q, a, b, op)` until it gives something other than false or the
--- deadline passes; between polls, back off and call the waiter.
-local function poll_until(op, q, deadline, timeout, attempt, a, b)
+-- deadline passes; between polls, back off and call the waiter. With the
+-- default waiter outside a coroutine, where it would only sleep in C, the
+-- whole loop runs in C (`wait`, same polls and sleeps) to spare the CPU.
+local function poll_until(op, q, deadline, timeout, attempt, a, b, wait)
+  if wait and waiter == default_waiter and not isyieldable() then
+    while true do
+      local r1, r2, r3 = wait(q, a, b, op, deadline, poll.spins, poll.min, poll.max)
+      if r1 ~= false then return r1, r2, r3 end
+      if r2 == "deadline" then return timed_out(op, q, timeout) end
+      -- A signal cut a sleep short: back in Lua, a hook (lua.c's Ctrl-C) can run.
+    end
+  end
   local spins, step, cap = poll.spins, poll.min, poll.max
   local tries = 0
   while true do
     local r1, r2, r3 = attempt(q, a, b, op)
     if r1 ~= false then return r1, r2, r3 end
     local now = monotonic()
-    if now >= deadline then
-      return nil, ("%s %s: timed out after %g s"):format(op, tostring(q), timeout), "timeout"
-    end
+    if now >= deadline then return timed_out(op, q, timeout) end
     tries = tries + 1
     if tries > spins then
       local left = deadline - now
@@ -101,7 +114,8 @@ function methods.send_timeout(q, data, timeout, mtype)
   local deadline, msg, code = deadline_of(q, timeout, 2, "send_timeout")
   if not deadline then return nil, msg, code end
   local ok, why
-  ok, why, code = poll_until("send_timeout", q, deadline, timeout, poll_send, data, mtype)
+  ok, why, code = poll_until("send_timeout", q, deadline, timeout, poll_send, data, mtype,
+    wait_send)
   if ok then return true end
   return nil, why, code
 end
@@ -113,7 +127,8 @@ function methods.receive_timeout(q, timeout, mtype, maxsize)
   local deadline, msg, code = deadline_of(q, timeout, 1, "receive_timeout")
   if not deadline then return nil, msg, code end
   local data, t
-  data, t, code = poll_until("receive_timeout", q, deadline, timeout, poll_receive, mtype, maxsize)
+  data, t, code = poll_until("receive_timeout", q, deadline, timeout, poll_receive, mtype,
+    maxsize, wait_receive)
   if data then return data, t end
   return nil, t, code
 end

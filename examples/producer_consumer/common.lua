@@ -22,6 +22,17 @@ function M.attach(name)
   return nil, msg
 end
 
+-- attach(), or say why not and exit 1.
+function M.attach_or_exit(name, who)
+  local q, how = M.attach(name)
+  if not q then
+    M.say(who, "cannot attach to queue %s: %s", name, how)
+    os.exit(1)
+  end
+  M.say(who, "%s %s", how, tostring(q))
+  return q
+end
+
 function M.say(who, fmt, ...)
   io.stdout:write(string.format("%-9s| " .. fmt .. "\n", who, ...))
   io.stdout:flush()

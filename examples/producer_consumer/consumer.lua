@@ -6,12 +6,7 @@ local C = require "common"
 local name = assert(arg[1], "usage: consumer.lua QUEUE-NAME")
 local me = "consumer"
 
-local q, how = C.attach(name)
-if not q then
-  C.say(me, "cannot attach to queue %s: %s", name, how)
-  os.exit(1)
-end
-C.say(me, "%s %s", how, tostring(q))
+local q = C.attach_or_exit(name, me)
 C.say(me, "waiting for jobs (at most 5 s for each)")
 
 local done = 0

@@ -7,12 +7,7 @@ local name = assert(arg[1], "usage: producer.lua QUEUE-NAME WORD...")
 local words = table.move(arg, 2, #arg, 1, {})
 local me = "producer"
 
-local q, how = C.attach(name)
-if not q then
-  C.say(me, "cannot attach to queue %s: %s", name, how)
-  os.exit(1)
-end
-C.say(me, "%s %s", how, tostring(q))
+local q = C.attach_or_exit(name, me)
 
 for i, w in ipairs(words) do
   assert(q:send(string.format("%d:%s", i, w), C.JOB))

@@ -173,9 +173,12 @@ function mq.select(handles, timeout, mtype)
   end
   check_type(timeout, 2, "select", "number")
   if #handles == 0 then return nil, "select: no queues given", "invalid" end
-  if timeout ~= timeout then
-    local _, msg, code = select_attempt(handles, mtype, nil, "select")
-    if code == "closed" then return nil, msg, code end
+  if timeout ~= timeout then   -- closed comes before invalid; nothing is received
+    for i = 1, #handles do
+      if not handles[i]:id() then
+        return nil, ("select %s: the handle is closed"):format(tostring(handles[i])), "closed"
+      end
+    end
     return nil, "select: the timeout is NaN", "invalid"
   end
   local deadline = (timeout < 0 or timeout == huge) and huge or monotonic() + timeout

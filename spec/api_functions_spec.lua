@@ -9,7 +9,7 @@ local PERMS = octal("777")
 -- Run Lua source as user nobody (for permission checks; root bypasses nothing here since
 -- the queue's owner is root and nobody is "other").
 local function as_nobody(source)
-  return H.lua_e(source, "setpriv --reuid=65534 --regid=65534 --clear-groups", 20)
+  return H.lua_e(source, H.nobody(), 20)
 end
 
 -- A flag bit that is none of the module's own.

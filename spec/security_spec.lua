@@ -166,7 +166,7 @@ describe("a 0600 queue seen by an unprivileged user", function()
 
   -- Run Lua source as uid/gid 65534 with no groups; returns ok, code, output.
   local function as_nobody(source, ...)
-    local child = P.spawn("io.stdout:setvbuf('no')\n" .. source, { prefix = P.NOBODY, inline = true }, ...)
+    local child = P.spawn("io.stdout:setvbuf('no')\n" .. source, { prefix = H.nobody(), inline = true }, ...)
     return child:finish(30)
   end
 
@@ -246,7 +246,7 @@ describe("a 0600 queue seen by an unprivileged user", function()
       show("stat", q:stat())
       show("set_capacity", q:set_capacity(100))
       show("destroy", q:destroy())
-    ]], { prefix = P.NOBODY, inline = true }, key, ctlkey)
+    ]], { prefix = H.nobody(), inline = true }, key, ctlkey)
     local opened = ctl:receive_timeout(20, 1)
     assert.are.equal("opened", opened, child.output())
     local ok, _, out = H.sh(string.format(

@@ -29,11 +29,9 @@ local SYSCALLS = {
 local machine = (select(3, H.sh("uname -m")) or ""):match("%S+")
 P.SYSCALL = SYSCALLS[machine]
 
--- The unprivileged identity of the security spec.
-P.NOBODY = "setpriv --reuid=65534 --regid=65534 --clear-groups"
 
 -- Start Lua source in a background lua5.4. opts.prefix is a command put before lua5.4
--- (e.g. P.NOBODY), opts.before shell code run before it; opts.inline passes the source
+-- (e.g. H.nobody()), opts.before shell code run before it; opts.inline passes the source
 -- with -e instead of a script file (for a child that cannot read this run's private
 -- TMPDIR). Extra arguments reach the child's `arg`.
 function P.spawn(source, opts, ...)

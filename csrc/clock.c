@@ -26,11 +26,13 @@ int mq_sleep(double s) {
   return nanosleep(&ts, NULL) == 0 || errno != EINTR ? 0 : -1;
 }
 
+/* core.monotonic() -> seconds on CLOCK_MONOTONIC. */
 static int clock_monotonic(lua_State *L) {
   lua_pushnumber(L, (lua_Number)mq_now());
   return 1;
 }
 
+/* core.sleep(seconds): the default waiter's sleep outside a coroutine. */
 static int clock_sleep(lua_State *L) {
   mq_sleep((double)luaL_checknumber(L, 1));
   return 0;

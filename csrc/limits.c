@@ -34,6 +34,7 @@ long mq_msgmax(int refresh) {
   return mq_msgmax_cache;
 }
 
+/* mq.limits() -> {msgmax=, msgmnb=, msgmni=}, read now. */
 int mq_limits(lua_State *L) {
   lua_createtable(L, 0, 3);
   lua_pushinteger(L, mq_msgmax(1));

@@ -59,6 +59,7 @@ static void close_queue(lua_State *L, mq_queue *q) {
   mq_free_buffer(L, q);
 }
 
+/* q:close() -> true. Idempotent; the queue itself stays. */
 static int q_close(lua_State *L) {
   close_queue(L, mq_check_queue(L, 1));
   lua_pushboolean(L, 1);
@@ -82,6 +83,7 @@ static int q_destroy(lua_State *L) {
   return 1;
 }
 
+/* q:name() -> the queue's name, or nil for a key or private queue. */
 static int q_name(lua_State *L) {
   mq_queue *q = mq_check_queue(L, 1);
   if (q->id < 0) return closed(L, "name", q);
@@ -92,6 +94,7 @@ static int q_name(lua_State *L) {
   return 1;
 }
 
+/* q:key() -> the signed key_t (0 for a private queue). */
 static int q_key(lua_State *L) {
   mq_queue *q = mq_check_queue(L, 1);
   if (q->id < 0) return closed(L, "key", q);
@@ -99,6 +102,7 @@ static int q_key(lua_State *L) {
   return 1;
 }
 
+/* q:id() -> the System V queue id (msqid). */
 static int q_id(lua_State *L) {
   mq_queue *q = mq_check_queue(L, 1);
   if (q->id < 0) return closed(L, "id", q);
@@ -106,6 +110,7 @@ static int q_id(lua_State *L) {
   return 1;
 }
 
+/* q:set_blocking(flag) -> true: whether send and receive block (the seed's SetBlocking). */
 static int q_set_blocking(lua_State *L) {
   mq_queue *q = mq_check_queue(L, 1);
   luaL_checktype(L, 2, LUA_TBOOLEAN);
@@ -123,6 +128,7 @@ static void set_int(lua_State *L, const char *k, lua_Integer v) {
   lua_setfield(L, -2, k);
 }
 
+/* q:stat() -> table of msgctl(IPC_STAT): counts, capacity, pids, times, owner, mode, key, id. */
 static int q_stat(lua_State *L) {
   mq_queue *q = mq_check_queue(L, 1);
   struct msqid_ds ds;
@@ -166,6 +172,7 @@ static int q_set_capacity(lua_State *L) {
   return 1;
 }
 
+/* tostring(q): mq.queue(name=jobs, id=3), (key=0x..., id=3), (private, id=3) or (closed). */
 static int q_tostring(lua_State *L) {
   char desc[320];
   mq_describe(mq_check_queue(L, 1), desc, sizeof desc);
@@ -173,6 +180,7 @@ static int q_tostring(lua_State *L) {
   return 1;
 }
 
+/* __gc and __close: close the handle (never the queue). */
 static int q_gc(lua_State *L) {
   close_queue(L, mq_check_queue(L, 1));
   return 0;

@@ -218,7 +218,10 @@ static int q_peek(lua_State *L) {
                       WAIT_PER_HANDLE);
 }
 
+/* q:send(data [, mtype]) -> true; blocks while full unless nonblocking. */
 static int q_send(lua_State *L) { return send_message(L, WAIT_PER_HANDLE); }
+
+/* q:receive([mtype [, maxsize]]) -> data, mtype; blocks while empty unless nonblocking. */
 static int q_receive(lua_State *L) { return receive_message(L, WAIT_PER_HANDLE); }
 
 /* mq.core.poll_send(q, data, mtype, op) / poll_receive(q, mtype, maxsize, op):

@@ -184,7 +184,7 @@ static int check_perm(lua_State *L, int arg, const char *op, const mq_where *w, 
   return 0;
 }
 
-/* mq.new(where [, perm]) */
+/* mq.new(where [, perm]) -> handle: create exclusively (IPC_CREAT|IPC_EXCL), 0600 by default. */
 int mq_new_where(lua_State *L) {
   static const char op[] = "mq.new";
   mq_where w;
@@ -221,7 +221,7 @@ static int check_flags(lua_State *L, int arg, const char *op, const mq_where *w,
   return 0;
 }
 
-/* mq.open(where [, flags]) */
+/* mq.open(where [, flags]) -> handle: an existing queue, asking the kernel for exactly that access. */
 int mq_open_where(lua_State *L) {
   static const char op[] = "mq.open";
   mq_where w;
@@ -244,7 +244,7 @@ int mq_open_where(lua_State *L) {
   return 1;
 }
 
-/* mq.destroy(where): a missing queue is success; a stale key file goes too. */
+/* mq.destroy(where) -> true: remove queue and key file; a missing queue is success, a stale key file goes too. */
 int mq_destroy_where(lua_State *L) {
   static const char op[] = "mq.destroy";
   mq_where w;

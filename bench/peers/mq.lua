@@ -4,6 +4,9 @@
 --   lua5.4 mq.lua idle SECONDS
 --   lua5.4 mq.lua poll                    (prints mq.get_poll(), or the defaults)
 --   lua5.4 mq.lua stream-send|pong KEY SIZE COUNT   (partners)
+-- BENCH_MQ_HOISTED=1: the loops of pair, stream and pingpong (and the partners')
+-- call `send(q, msg)` / `receive(q)` after `local send, receive = q.send, q.receive`,
+-- the usual Lua idiom for a hot loop, instead of `q:send(msg)` / `q:receive()`.
 
 local script = arg[0]
 local interp = arg[-1]
@@ -14,6 +17,7 @@ local core = require "mq.core"
 local now = core.monotonic
 
 local mode = arg[1]
+local HOISTED = os.getenv("BENCH_MQ_HOISTED") == "1"
 
 if mode == "poll" then
   -- The back-off of the timed calls, for the C poller to mirror.
@@ -30,7 +34,17 @@ if mode == "stream-send" or mode == "pong" then
   local key, size, count = tonumber(arg[2]), tonumber(arg[3]), tonumber(arg[4])
   local q = assert(mq.open(key))
   local msg = string.rep("x", size)
-  if mode == "stream-send" then
+  local send, receive = q.send, q.receive
+  if HOISTED and mode == "stream-send" then
+    for _ = 1, count do
+      if not send(q, msg) then return end
+    end
+  elseif HOISTED then
+    for _ = 1, count do
+      if not receive(q, 1) then return end
+      if not send(q, msg, 2) then return end
+    end
+  elseif mode == "stream-send" then
     for _ = 1, count do
       if not q:send(msg) then return end   -- the queue was removed
     end
@@ -69,11 +83,19 @@ local function pair()
   local size, n, warm = tonumber(arg[2]), tonumber(arg[3]), tonumber(arg[4])
   local msg = string.rep("x", size)
   for _ = 1, warm do q:send(msg); q:receive() end
+  local send, receive = q.send, q.receive
   local t0 = now()
   local r
-  for _ = 1, n do
-    q:send(msg)
-    r = q:receive()
+  if HOISTED then
+    for _ = 1, n do
+      send(q, msg)
+      r = receive(q)
+    end
+  else
+    for _ = 1, n do
+      q:send(msg)
+      r = q:receive()
+    end
   end
   local dt = now() - t0
   assert(r == msg, "wrong message")
@@ -85,9 +107,14 @@ local function stream()
   local msg = string.rep("x", size)
   local p = U.spawn(U.self_cmd(interp, script, "stream-send", key, size, n + warm))
   for _ = 1, warm do q:receive() end
+  local receive = q.receive
   local t0 = now()
   local r
-  for _ = 1, n do r = q:receive() end
+  if HOISTED then
+    for _ = 1, n do r = receive(q) end
+  else
+    for _ = 1, n do r = q:receive() end
+  end
   local dt = now() - t0
   assert(r == msg, "wrong message")
   U.result("msgs_per_s", n / dt)
@@ -99,12 +126,22 @@ local function pingpong()
   local msg = string.rep("x", size)
   local p = U.spawn(U.self_cmd(interp, script, "pong", key, size, n + warm))
   for _ = 1, warm do q:send(msg, 1); q:receive(2) end
+  local send, receive = q.send, q.receive
   local rtt = {}
-  for i = 1, n do
-    local t = now()
-    q:send(msg, 1)
-    q:receive(2)
-    rtt[i] = (now() - t) * 1e9
+  if HOISTED then
+    for i = 1, n do
+      local t = now()
+      send(q, msg, 1)
+      receive(q, 2)
+      rtt[i] = (now() - t) * 1e9
+    end
+  else
+    for i = 1, n do
+      local t = now()
+      q:send(msg, 1)
+      q:receive(2)
+      rtt[i] = (now() - t) * 1e9
+    end
   end
   U.latencies(rtt, "rtt")
   U.await(p)

@@ -17,6 +17,10 @@ local core = require "mq.core"
 local now = core.monotonic
 
 local mode = arg[1]
+
+-- BENCH_POLL_MAX=seconds sets the back-off cap (bench/poll_tradeoff measures it).
+local poll_max = tonumber(os.getenv("BENCH_POLL_MAX") or "")
+if poll_max then assert(mq.set_poll { max = poll_max }) end
 local HOISTED = os.getenv("BENCH_MQ_HOISTED") == "1"
 
 if mode == "poll" then

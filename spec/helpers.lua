@@ -211,8 +211,8 @@ end
 
 -- A fresh queue on a new name; returns handle, name. A name's key comes from its key file's
 -- inode, so a queue left behind by a crashed run (its key file long gone) can already hold
--- the key of a new key file: then try another name, keeping the refused key files until
--- one works (so that the inode is not simply reused), and never destroy the stale queue.
+-- the key of a new key file: then try another name, holding the refused names' inodes
+-- until one works, and never destroy the stale queue.
 function H.fresh_name_queue(prefix, perm)
   local refused = {}
   for _ = 1, 50 do
@@ -224,6 +224,9 @@ function H.fresh_name_queue(prefix, perm)
     end
     assert(code == "exists", err)
     if tracked[#tracked] == name then tracked[#tracked] = nil end
+    -- mq.new removed the key file it made; hold its inode with a placeholder, or the
+    -- next key file would likely get the same inode, hence the same key, again.
+    H.write_file(H.path(name), "")
     refused[#refused + 1] = name
   end
   error("no free queue name found")

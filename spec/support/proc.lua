@@ -143,10 +143,7 @@ end
 
 -- Number of open file descriptors of this process.
 function P.fd_count()
-  local _, _, out = H.sh("ls /proc/" .. H.pid .. "/fd")
-  local n = 0
-  for _ in out:gmatch("%S+") do n = n + 1 end
-  return n
+  return (assert(P.native().fd_count()))
 end
 
 -- Resident set size of this process in KiB (VmRSS of /proc/self/status).

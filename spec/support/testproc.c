@@ -3,8 +3,11 @@
  * Lua 5.4 on this system has no POSIX binding, so the fault specs get the few process
  * calls they need here: a no-op signal handler installed WITHOUT SA_RESTART (so a blocked
  * msgrcv/msgsnd fails with EINTR instead of being restarted), fork, _exit, waitpid,
- * kill and getpid. spec/support/native.lua compiles it into $TMPDIR at test time.
+ * kill, getpid, and a count of open file descriptors taken without starting a process
+ * (a child listing /proc/PID/fd can see a pipe fd the parent is about to close).
+ * spec/support/proc.lua compiles it into $TMPDIR at test time.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
@@ -92,10 +95,23 @@ static int tp_getpid(lua_State *L) {
   return 1;
 }
 
+/* fd_count(): open file descriptors of this process, not counting the one reading them. */
+static int tp_fd_count(lua_State *L) {
+  DIR *d = opendir("/proc/self/fd");
+  const struct dirent *e;
+  lua_Integer n = 0;
+  if (d == NULL) return tp_fail(L);
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.') n++;
+  closedir(d);
+  lua_pushinteger(L, n - 1);
+  return 1;
+}
+
 static const luaL_Reg tp_funcs[] = {
   {"catch", tp_catch},   {"caught", tp_caught_count}, {"fork", tp_fork},
   {"_exit", tp_exit},    {"waitpid", tp_waitpid},     {"kill", tp_kill},
-  {"getpid", tp_getpid}, {NULL, NULL}
+  {"getpid", tp_getpid}, {"fd_count", tp_fd_count}, {NULL, NULL}
 };
 
 int luaopen_testproc(lua_State *L);

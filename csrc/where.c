@@ -184,21 +184,48 @@ static int check_perm(lua_State *L, int arg, const char *op, const mq_where *w, 
   return 0;
 }
 
+/*
+ * A key file that new() has just made maps to a key some unrelated queue
+ * holds (ftok keeps 16 bits of the inode). Give the name another inode: a
+ * new file renamed over it while the old inode is still held, so that the
+ * inode cannot simply be reused. Returns 0 with w->key updated.
+ */
+#define MQ_RENEW_TRIES 8
+
+static int renew_key_file(mq_where *w) {
+  char tmp[sizeof w->path];
+  struct stat st;
+  int fd, n = snprintf(tmp, sizeof tmp, "%s.XXXXXX", w->path);
+  if (n < 0 || (size_t)n >= sizeof tmp) return -1;
+  fd = mkostemp(tmp, O_CLOEXEC);          /* 0600, O_EXCL: never follows a link */
+  if (fd < 0) return -1;
+  if (fstat(fd, &st) != 0 || rename(tmp, w->path) != 0) {
+    close(fd);
+    unlink(tmp);
+    return -1;
+  }
+  close(fd);
+  w->key = key_of_stat(&st);
+  return w->key == IPC_PRIVATE ? -1 : 0;
+}
+
 /* mq.new(where [, perm]) -> handle: create exclusively (IPC_CREAT|IPC_EXCL), 0600 by default. */
 int mq_new_where(lua_State *L) {
   static const char op[] = "mq.new";
   mq_where w;
-  int perm = 0, created = 0, id, r;
+  int perm = 0, created = 0, tries = 0, err = 0, id, r;
   if ((r = mq_check_where(L, 1, &w, op)) != 0) return r;
   if ((r = check_perm(L, 2, op, &w, &perm)) != 0) return r;
   if (w.kind == MQ_BY_NAME && (r = make_key_file(L, op, &w, &created)) != 0) return r;
-  id = msgget(w.key, IPC_CREAT | IPC_EXCL | perm);
+  while ((id = msgget(w.key, IPC_CREAT | IPC_EXCL | perm)) < 0) {
+    err = errno;
+    if (err != EEXIST || !created || tries++ >= MQ_RENEW_TRIES || renew_key_file(&w) != 0) break;
+  }
   if (id < 0) {
-    int err = errno;
     if (created) unlink(w.path);
-    if (err == EEXIST && created)   /* a fresh key file whose key another queue holds */
+    if (err == EEXIST && created)
       return fail_where(L, op, &w, MQ_EEXISTS,
-                        "the new key file's key is already taken by another queue (an ftok collision)");
+                        "every new key file's key was already taken by another queue (ftok collisions)");
     if (err == EEXIST) return fail_where(L, op, &w, MQ_EEXISTS, "the queue already exists");
     return fail_where(L, op, &w, mq_code_of_errno(err), strerror(err));
   }

@@ -16,7 +16,7 @@
 #define MSG_COPY 040000
 #endif
 
-/* The first receive buffer: the kernel's default msgmax, grown on demand. */
+/* The smallest buffer a handle gets: the kernel's default msgmax; it grows on demand. */
 #define MQ_FIRST_BUFFER 8192u
 
 enum wait_mode { WAIT_PER_HANDLE, POLL };
@@ -116,7 +116,8 @@ static int send_message(lua_State *L, enum wait_mode mode) {
   if (len > (size_t)MQ_MSGMAX() && len > (size_t)mq_msgmax(1))
     return mq_fail_queue(L, op_name(L, mode, "send"), q, MQ_ETOOBIG,
                          "the message is larger than msgmax");
-  if ((q->buf == NULL || len > q->bufcap) && grow_buffer(L, q, len) != 0)
+  if ((q->buf == NULL || len > q->bufcap) &&
+      grow_buffer(L, q, len > MQ_FIRST_BUFFER ? len : MQ_FIRST_BUFFER) != 0)
     return out_of_memory(L, op_name(L, mode, "send"), q);
   q->buf->mtype = (long)mtype;
   memcpy(q->buf->mtext, data, len);
@@ -134,8 +135,11 @@ static int send_message(lua_State *L, enum wait_mode mode) {
  */
 static int receive_into(lua_State *L, mq_queue *q, const char *op, long msgtyp, size_t maxsize,
                         int default_max, int flags, enum wait_mode mode) {
-  if ((q->buf == NULL || q->bufcap == 0) &&
-      grow_buffer(L, q, maxsize < MQ_FIRST_BUFFER ? maxsize : MQ_FIRST_BUFFER) != 0)
+  size_t first = maxsize < MQ_FIRST_BUFFER ? maxsize : MQ_FIRST_BUFFER;
+  /* bufcap is 0 without a buffer. cppcheck takes maxsize for 0 from msgmax's initial
+   * cache value, which mq_msgmax() replaces before any call gets here. */
+  /* cppcheck-suppress knownConditionTrueFalse */
+  if (q->bufcap < first && grow_buffer(L, q, first) != 0)
     return out_of_memory(L, op, q);
   for (;;) {
     size_t want = maxsize < q->bufcap ? maxsize : q->bufcap;

@@ -33,6 +33,21 @@ end
 describe("timed calls", function()
   after_each(H.cleanup)
 
+  -- Install a waiter that sends "go" on ctl the first time the parent waits (so the child
+  -- acts only once the parent is inside the timed call), then waits as the default does.
+  -- Returns a function counting the waits, and the previous waiter.
+  local function signal_on_first_wait(ctl)
+    local waits = 0
+    local default = default_waiter()
+    local prev = mq.set_waiter(function(s)
+      waits = waits + 1
+      if waits == 1 then assert(ctl:send("go")) end
+      return default(s)
+    end)
+    finally(function() mq.set_waiter(prev) end)
+    return function() return waits end, prev
+  end
+
   it("receive a message another lua5.4 process sends while the parent waits", function()
     local q, key = H.fresh_key_queue()
     local ctl, ctl_key = H.fresh_key_queue()
@@ -44,14 +59,7 @@ describe("timed calls", function()
       io.write("sent")]], ctl_key, key):gsub("H_BYTES", function()
         return string.format("%q", H.all_bytes())
       end)))
-    local waits = 0
-    local default = default_waiter()
-    local prev = mq.set_waiter(function(s)
-      waits = waits + 1
-      if waits == 1 then assert(ctl:send("go")) end
-      return default(s)
-    end)
-    finally(function() mq.set_waiter(prev) end)
+    local waits, prev = signal_on_first_wait(ctl)
     local data, t = q:receive_timeout(30)
     mq.set_waiter(prev)
     local ok, code, out = child:wait(20)
@@ -60,7 +68,7 @@ describe("timed calls", function()
     assert.are.equal(H.all_bytes(), data:sub(1, 256))
     local pid = tonumber(data:sub(257))
     assert.are.equal(pid, q:stat().last_send_pid)
-    assert.is_true(waits >= 1)
+    assert.is_true(waits() >= 1)
     q:close(); ctl:close()
   end)
 
@@ -72,14 +80,7 @@ describe("timed calls", function()
       local mq = require "mq"
       assert(assert(mq.open(%d)):receive() == "go")
       io.write((assert(assert(mq.open(%d)):receive(1))))]], ctl_key, key))
-    local waits = 0
-    local default = default_waiter()
-    local prev = mq.set_waiter(function(s)
-      waits = waits + 1
-      if waits == 1 then assert(ctl:send("go")) end
-      return default(s)
-    end)
-    finally(function() mq.set_waiter(prev) end)
+    local _, prev = signal_on_first_wait(ctl)
     assert.is_true(q:send_timeout("next", 30, 2))
     mq.set_waiter(prev)
     local ok, code, out = child:wait(20)

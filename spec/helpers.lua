@@ -209,27 +209,11 @@ function H.wait_blocked_in(child_pid, fn, timeout)
   end, timeout or 10)
 end
 
--- A fresh queue on a new name; returns handle, name. A name's key comes from its key file's
--- inode, so a queue left behind by a crashed run (its key file long gone) can already hold
--- the key of a new key file: then try another name, holding the refused names' inodes
--- until one works, and never destroy the stale queue.
+-- A fresh queue on a new name; returns handle, name. (A key file whose key a stale queue
+-- holds is mq.new's own business now: it gives the name another inode and retries.)
 function H.fresh_name_queue(prefix, perm)
-  local refused = {}
-  for _ = 1, 50 do
-    local name = H.name(prefix)
-    local q, err, code = mq.new(name, perm)
-    if q then
-      for _, r in ipairs(refused) do os.remove(H.path(r)) end
-      return q, name
-    end
-    assert(code == "exists", err)
-    if tracked[#tracked] == name then tracked[#tracked] = nil end
-    -- mq.new removed the key file it made; hold its inode with a placeholder, or the
-    -- next key file would likely get the same inode, hence the same key, again.
-    H.write_file(H.path(name), "")
-    refused[#refused + 1] = name
-  end
-  error("no free queue name found")
+  local name = H.name(prefix)
+  return assert(mq.new(name, perm)), name
 end
 
 -- The command prefix that runs a child as uid/gid 65534 with no groups. That user may not

@@ -1,5 +1,6 @@
 # mq: System V message queues for Lua 5.4.
-# `make` builds mq.so; `make test` runs the busted suite against this tree.
+# `make` builds build/mq/core.so (the C core, `require "mq.core"`); `make test` runs the
+# busted suite against this tree.
 
 LUA          ?= lua5.4
 LUA_VERSION  ?= 5.4
@@ -13,37 +14,40 @@ BINDIR       ?= $(PREFIX)/bin
 LUA_CFLAGS   ?= $(shell $(PKG_CONFIG) --cflags lua$(LUA_VERSION) 2>/dev/null)
 OPTFLAGS     ?= -O2 -g
 WARNFLAGS    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-MQ_CFLAGS    := -std=c99 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARNFLAGS) $(OPTFLAGS) $(LUA_CFLAGS) $(CFLAGS)
+MQ_CFLAGS    := -std=c99 -D_GNU_SOURCE -pthread -fPIC -fvisibility=hidden $(WARNFLAGS) $(OPTFLAGS) $(LUA_CFLAGS) $(CFLAGS)
 LIBFLAG      ?= -shared
+MQ_LIBS      := -pthread
 
 SRCS := $(wildcard csrc/*.c)
 HDRS := $(wildcard csrc/*.h)
 OBJS := $(SRCS:csrc/%.c=build/%.o)
 
 # The test environment: this tree's module first, a private TMPDIR per run.
-TEST_ENV = LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/spec/?.lua;;' LUA_CPATH='$(CURDIR)/?.so;;'
+CORE := build/mq/core.so
+TEST_ENV = LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/spec/?.lua;;' LUA_CPATH='$(CURDIR)/build/?.so;;'
 
 .PHONY: all test demo install install-lib uninstall clean bench examples lint asan valgrind
 
-all: mq.so
+all: $(CORE)
 
 build/%.o: csrc/%.c $(HDRS)
 	@mkdir -p build
 	$(CC) $(MQ_CFLAGS) -c -o $@ $<
 
-mq.so: $(OBJS)
-	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJS)
+$(CORE): $(OBJS)
+	@mkdir -p build/mq
+	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJS) $(MQ_LIBS)
 
 # A static archive for C hosts that link mq in (see examples/embed).
 libmq.a: $(OBJS)
 	$(AR) rcs $@ $(OBJS)
 
-test: mq.so
+test: $(CORE)
 	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/mq-test.XXXXXX") && \
 	  $(TEST_ENV) TMPDIR="$$tmp" $(BUSTED) --lua=$(LUA) $(BUSTED_FLAGS) spec; \
 	  rc=$$?; rm -rf "$$tmp"; exit $$rc
 
-demo: mq.so
+demo: $(CORE)
 	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/mq-demo.XXXXXX") && \
 	  $(TEST_ENV) TMPDIR="$$tmp" LUA=$(LUA) sh examples/producer_consumer/run; \
 	  rc=$$?; rm -rf "$$tmp"; exit $$rc
@@ -53,21 +57,22 @@ install: install-lib
 	install -m 0755 bin/mq $(DESTDIR)$(BINDIR)/mq
 
 # The module alone (luarocks installs and wraps bin/mq itself).
-install-lib: mq.so
-	install -d $(DESTDIR)$(LUA_LIBDIR) $(DESTDIR)$(LUA_DIR)
-	install -m 0755 mq.so $(DESTDIR)$(LUA_LIBDIR)/mq.so
+install-lib: $(CORE)
+	install -d $(DESTDIR)$(LUA_LIBDIR)/mq $(DESTDIR)$(LUA_DIR)
+	install -m 0755 $(CORE) $(DESTDIR)$(LUA_LIBDIR)/mq/core.so
 	install -m 0644 lua/mq.lua $(DESTDIR)$(LUA_DIR)/mq.lua
 
 uninstall:
-	rm -f $(DESTDIR)$(LUA_LIBDIR)/mq.so $(DESTDIR)$(LUA_DIR)/mq.lua $(DESTDIR)$(BINDIR)/mq
+	rm -f $(DESTDIR)$(LUA_LIBDIR)/mq/core.so $(DESTDIR)$(LUA_DIR)/mq.lua $(DESTDIR)$(BINDIR)/mq
+	-rmdir $(DESTDIR)$(LUA_LIBDIR)/mq 2>/dev/null
 
 clean:
-	rm -rf build mq.so libmq.a
+	rm -rf build libmq.a
 
-bench: mq.so
+bench: $(CORE)
 	$(TEST_ENV) LUA=$(LUA) $(if $(QUICK),BENCH_QUICK=$(QUICK)) sh bench/run
 
-examples: mq.so libmq.a build/embed-host
+examples: $(CORE) libmq.a build/embed-host
 	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/mq-examples.XXXXXX") && \
 	  $(TEST_ENV) TMPDIR="$$tmp" LUA=$(LUA) sh examples/run; \
 	  rc=$$?; rm -rf "$$tmp"; exit $$rc
@@ -81,7 +86,7 @@ build/mq_lua.c: lua/mq.lua examples/embed/lua2c.lua
 
 build/embed-host: examples/embed/host.c build/mq_lua.c libmq.a
 	$(CC) -std=c99 $(WARNFLAGS) $(OPTFLAGS) $(LUA_CFLAGS) $(CFLAGS) -o $@ \
-	  examples/embed/host.c build/mq_lua.c libmq.a $(LDFLAGS) $(LUA_LIBS)
+	  examples/embed/host.c build/mq_lua.c libmq.a $(LDFLAGS) $(LUA_LIBS) $(MQ_LIBS)
 
 # --- Quality gates: lint, sanitizers, valgrind -----------------------------------------
 
@@ -104,7 +109,7 @@ lint:
 	  echo "clang-tidy: $(words $(LINT_C)) files, exit $$rc"; exit $$rc
 	$(LUACHECK) -q $(LINT_LUA)
 
-# `make asan`: mq.so with AddressSanitizer and UBSan in build/asan/ (./mq.so untouched), the
+# `make asan`: the core with AddressSanitizer and UBSan in build/asan/mq/core.so, the
 # whole suite against it. lua5.4 is not instrumented, so the ASan runtime is preloaded (and
 # inherited by every child process). Leak detection is off: lua5.4, busted and the shell
 # tools they run hold memory at exit by design; `make valgrind` checks mq for leaks.
@@ -116,10 +121,11 @@ build/asan/%.o: csrc/%.c $(HDRS)
 	@mkdir -p build/asan
 	$(CC) $(MQ_CFLAGS) -O1 $(ASAN_FLAGS) -c -o $@ $<
 
-build/asan/mq.so: $(ASAN_OBJS)
-	$(CC) $(LIBFLAG) $(ASAN_FLAGS) $(LDFLAGS) -o $@ $(ASAN_OBJS)
+build/asan/mq/core.so: $(ASAN_OBJS)
+	@mkdir -p build/asan/mq
+	$(CC) $(LIBFLAG) $(ASAN_FLAGS) $(LDFLAGS) -o $@ $(ASAN_OBJS) $(MQ_LIBS)
 
-asan: build/asan/mq.so
+asan: build/asan/mq/core.so
 	@rt=$$($(CC) -print-file-name=libasan.so) && test -f "$$rt" || { echo "no libasan.so for $(CC)"; exit 1; }; \
 	  tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/mq-asan.XXXXXX") && reports=$$(mktemp -d "$${TMPDIR:-/tmp}/mq-asan-reports.XXXXXX") && \
 	  chmod 1777 "$$reports" && \
@@ -142,7 +148,7 @@ VALGRIND_FLAGS ?= --quiet --error-exitcode=99 --leak-check=full --show-leak-kind
   --errors-for-leak-kinds=definite --child-silent-after-fork=yes --track-origins=yes
 VALGRIND_SCALE ?= 0.1
 
-valgrind: mq.so
+valgrind: $(CORE)
 	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/mq-valgrind.XXXXXX") && \
 	  $(TEST_ENV) TMPDIR="$$tmp" MQ_MEMTOOL=valgrind MQ_TEST_SCALE=$(VALGRIND_SCALE) \
 	  $(VALGRIND) $(VALGRIND_FLAGS) $(LUA) $$(command -v $(BUSTED)) $(BUSTED_FLAGS) spec; \

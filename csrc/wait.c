@@ -2,52 +2,104 @@
  * The back-off loop of the timed calls, in C. The Lua layer uses it when the
  * waiter is the default one and the caller is not in a coroutine, where the
  * default waiter would only sleep in C anyway: the same polls and sleeps as
- * the Lua loop, without running the interpreter on every wake-up (which cost
- * a third more idle CPU than a C poller with the same back-off).
+ * the Lua loop, without running the interpreter on every wake-up.
  */
-#include "mq.h"
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+
+#include "lauxlib.h"
+
+#include "clock.h"
+#include "transfer.h"
+#include "wait.h"
+
+void lmq_hook_save(lua_State *L, lmq_hook *h) {
+  h->hook = lua_gethook(L);
+  h->mask = lua_gethookmask(L);
+  h->count = lua_gethookcount(L);
+}
+
+int lmq_hook_changed(lua_State *L, const lmq_hook *h) {
+  return lua_gethook(L) != h->hook || lua_gethookmask(L) != h->mask ||
+         lua_gethookcount(L) != h->count;
+}
+
+int lmq_block(lua_State *L, const lmq_hook *h, struct pollfd *fds, int nfds, double seconds) {
+  sigset_t all, old;
+  struct timespec ts, *tsp = NULL;
+  int changed;
+  if (seconds < 1e9) {                   /* also finite; longer is for ever */
+    if (!(seconds > 0)) seconds = 0;
+    ts.tv_sec = (time_t)seconds;
+    ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
+    if (ts.tv_nsec > 999999999L) ts.tv_nsec = 999999999L;
+    tsp = &ts;
+  }
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  changed = lmq_hook_changed(L, h);
+  if (!changed) ppoll(fds, (nfds_t)nfds, tsp, &old);   /* sleeps with the caller's mask */
+  pthread_sigmask(SIG_SETMASK, &old, NULL);             /* a signal still pending runs here */
+  return changed || lmq_hook_changed(L, h);
+}
+
+/* A number argument that must not be NaN. */
+static double check_time(lua_State *L, int arg) {
+  double v = (double)luaL_checknumber(L, arg);
+  luaL_argcheck(L, !isnan(v), arg, "NaN");
+  return v;
+}
 
 /*
  * wait(q, a, b, op, deadline, spins, min, max): poll(q, a, b, op) until it
  * gives something other than false; between polls, `spins` immediate
  * retries, then sleeps from `min` seconds doubling to `max`, never past
  * `deadline` (monotonic seconds, may be inf). Returns what the poll gave, or
- * false, "deadline" once it has passed, or false, "signal" when a signal cut
- * a sleep short, so that the Lua caller can let a hook (Ctrl-C) run.
+ * false, "deadline" once it has passed, or false, "signal" when the Lua hook
+ * changed (a signal handler wants Lua to run: lua.c's Ctrl-C).
  */
 static int wait_with(lua_State *L, lua_CFunction poll) {
-  double deadline = (double)luaL_checknumber(L, 5);
+  double deadline = check_time(L, 5);
   lua_Integer spins = luaL_checkinteger(L, 6);
-  double step = (double)luaL_checknumber(L, 7);
-  double cap = (double)luaL_checknumber(L, 8);
+  double step = check_time(L, 7);
+  double cap = check_time(L, 8);
   lua_Integer tries = 0;
+  lmq_hook hook;
+  luaL_argcheck(L, spins >= 0, 6, "spins must be >= 0");
+  luaL_argcheck(L, step > 0 && isfinite(step), 7, "min must be > 0 and finite");
+  luaL_argcheck(L, cap >= step && isfinite(cap), 8, "max must be >= min and finite");
+  lmq_hook_save(L, &hook);
   for (;;) {
     int n = poll(L);
-    double now, left;
+    double now;
     if (n != 1 || !lua_isboolean(L, -1) || lua_toboolean(L, -1)) return n;
     lua_pop(L, 1);
-    now = mq_now();
+    now = lmq_now();
     if (now >= deadline) {
       lua_pushboolean(L, 0);
       lua_pushliteral(L, "deadline");
       return 2;
     }
+    if (lmq_hook_changed(L, &hook)) break;
     if (++tries <= spins) continue;
-    left = deadline - now;
-    if (mq_sleep(step < left ? step : left) != 0) {
-      lua_pushboolean(L, 0);
-      lua_pushliteral(L, "signal");
-      return 2;
-    }
+    if (lmq_block(L, &hook, NULL, 0, step < deadline - now ? step : deadline - now)) break;
     step *= 2;
     if (step > cap) step = cap;
   }
+  lua_pushboolean(L, 0);
+  lua_pushliteral(L, "signal");
+  return 2;
 }
 
-static int wait_send(lua_State *L) { return wait_with(L, mq_poll_send); }
-static int wait_receive(lua_State *L) { return wait_with(L, mq_poll_receive); }
+/** core.wait_send(q, data, mtype, op, deadline, spins, min, max). */
+static int wait_send(lua_State *L) { return wait_with(L, lmq_poll_send); }
 
-void mq_wait_register(lua_State *L) {
+/** core.wait_receive(q, mtype, maxsize, op, deadline, spins, min, max). */
+static int wait_receive(lua_State *L) { return wait_with(L, lmq_poll_receive); }
+
+void lmq_wait_register(lua_State *L) {
   lua_pushcfunction(L, wait_send);
   lua_setfield(L, -2, "wait_send");
   lua_pushcfunction(L, wait_receive);

@@ -217,18 +217,19 @@ function H.fresh_name_queue(prefix, perm)
 end
 
 -- The command prefix that runs a child as uid/gid 65534 with no groups. That user may not
--- be able to read this tree (a checkout under a 0700 directory), so mq.lua and mq.so are
--- copied once into $TMPDIR/nobody-lib, and $TMPDIR is made searchable (not listable) by
+-- be able to read this tree (a checkout under a 0700 directory), so mq.lua and mq/core.so
+-- are copied once into $TMPDIR/nobody-lib, and $TMPDIR is made searchable (not listable) by
 -- others for the rest of the run; `make test` removes it all.
 local nobody_prefix
 function H.nobody()
   if nobody_prefix then return nobody_prefix end
   local lua_file = assert(package.searchpath("mq", package.path), "mq.lua not on LUA_PATH")
-  local so_file = assert(package.searchpath("mq", package.cpath), "mq.so not on LUA_CPATH")
+  local so_file = assert(package.searchpath("mq.core", package.cpath), "mq/core.so not on LUA_CPATH")
   local dir = H.TMPDIR .. "/nobody-lib"
-  assert(os.execute(string.format("chmod o+x %s && mkdir -p %s && cp %s %s %s && chmod -R a+rX %s",
-    H.shell_quote(H.TMPDIR), H.shell_quote(dir), H.shell_quote(lua_file), H.shell_quote(so_file),
-    H.shell_quote(dir), H.shell_quote(dir))))
+  assert(os.execute(string.format(
+    "chmod o+x %s && mkdir -p %s/mq && cp %s %s && cp %s %s/mq/core.so && chmod -R a+rX %s",
+    H.shell_quote(H.TMPDIR), H.shell_quote(dir), H.shell_quote(lua_file), H.shell_quote(dir),
+    H.shell_quote(so_file), H.shell_quote(dir), H.shell_quote(dir))))
   nobody_prefix = string.format("env LUA_PATH=%s LUA_CPATH=%s setpriv --reuid=65534 --regid=65534 --clear-groups",
     H.shell_quote(dir .. "/?.lua"), H.shell_quote(dir .. "/?.so"))
   return nobody_prefix

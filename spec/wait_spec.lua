@@ -6,8 +6,9 @@ local core = require "mq.core"
 local H = require "helpers"
 local P = require "support.proc"
 
--- clock_nanosleep and nanosleep, where a child waiting in the C loop spends its time.
-local SLEEPS = { x86_64 = { [230] = true, [35] = true }, aarch64 = { [115] = true, [101] = true } }
+-- ppoll, clock_nanosleep and nanosleep, where a child waiting in the C loop spends its time.
+local SLEEPS = { x86_64 = { [271] = true, [230] = true, [35] = true },
+  aarch64 = { [73] = true, [115] = true, [101] = true } }
 local machine = (select(3, H.sh("uname -m")) or ""):match("%S+")
 
 -- Wait until pid sleeps between two polls of a timed call.
@@ -16,7 +17,7 @@ local function wait_sleeping(pid)
     local state, nr, wchan = P.doing(pid)
     if state ~= "S" then return false end
     if SLEEPS[machine] then return SLEEPS[machine][nr] == true end
-    return wchan:find("nanosleep", 1, true) ~= nil
+    return wchan:find("nanosleep", 1, true) ~= nil or wchan:find("poll", 1, true) ~= nil
   end, 20)
 end
 

@@ -7,11 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "mq.h"
+#include "lua.h"
 
-#define MQ_DEFAULT_MSGMAX 8192L
+#include "msglimits.h"
 
-long mq_msgmax_cache = 0;
+#define DEFAULT_MSGMAX 8192L
+
+long lmq_msgmax_cache = 0;
 
 static long read_limit(const char *file, long fallback) {
   char path[64], text[32];
@@ -29,15 +31,15 @@ static long read_limit(const char *file, long fallback) {
   return v;
 }
 
-long mq_msgmax(int refresh) {
-  if (refresh || mq_msgmax_cache == 0) mq_msgmax_cache = read_limit("msgmax", MQ_DEFAULT_MSGMAX);
-  return mq_msgmax_cache;
+long lmq_msgmax(int refresh) {
+  if (refresh || lmq_msgmax_cache == 0) lmq_msgmax_cache = read_limit("msgmax", DEFAULT_MSGMAX);
+  return lmq_msgmax_cache;
 }
 
-/* mq.limits() -> {msgmax=, msgmnb=, msgmni=}, read now. */
-int mq_limits(lua_State *L) {
+/** mq.limits() -> {msgmax=, msgmnb=, msgmni=}, read now. */
+int lmq_limits(lua_State *L) {
   lua_createtable(L, 0, 3);
-  lua_pushinteger(L, mq_msgmax(1));
+  lua_pushinteger(L, lmq_msgmax(1));
   lua_setfield(L, -2, "msgmax");
   lua_pushinteger(L, read_limit("msgmnb", 16384L));
   lua_setfield(L, -2, "msgmnb");

@@ -1,0 +1,224 @@
+/*
+ * The queue handle: its identity check, its buffer, closing, and the
+ * methods that only read the handle (close, name, key, id, set_blocking,
+ * tostring). See handle.h.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lauxlib.h"
+
+#include "handle.h"
+
+uintptr_t lmq_seal_key;
+
+static pthread_once_t seal_once = PTHREAD_ONCE_INIT;
+
+/* The secret of the seal: random bytes; failing those, what differs between
+ * processes and runs, so that it is at least never a constant. */
+static void draw_seal_key(void) {
+  uintptr_t k = 0;
+  if (getrandom(&k, sizeof k, GRND_NONBLOCK) != (ssize_t)sizeof k) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    k = (uintptr_t)ts.tv_nsec * 0x9e3779b97f4a7c15ULL ^ (uintptr_t)ts.tv_sec ^
+        ((uintptr_t)getpid() << 32) ^ (uintptr_t)&k;
+  }
+  lmq_seal_key = k != 0 ? k : 0x5a5a5a5a;
+}
+
+void lmq_seal_init(void) {
+  pthread_once(&seal_once, draw_seal_key);
+}
+
+int lmq_not_a_queue(lua_State *L, int arg) {
+  return luaL_typeerror(L, arg, LMQ_QUEUE_MT);
+}
+
+lmq_queue *lmq_handle_push(lua_State *L, const char *path, size_t pathlen, size_t namelen) {
+  lmq_queue *q = (lmq_queue *)lua_newuserdatauv(L, offsetof(lmq_queue, path) + pathlen + 1, 1);
+  q->seal = (uintptr_t)q ^ lmq_seal_key;
+  q->id = -1;
+  q->flags = 0;
+  q->key = 0;
+  q->kind = LMQ_BY_KEY;
+  q->buf = NULL;
+  q->bufcap = 0;
+  q->name_off = pathlen - namelen;
+  if (pathlen > 0) memcpy(q->path, path, pathlen);
+  q->path[pathlen] = '\0';
+  luaL_setmetatable(L, LMQ_QUEUE_MT);
+  return q;
+}
+
+void lmq_handle_bind(lmq_queue *q, int id, int flags, key_t key, enum lmq_kind kind) {
+  q->id = id;
+  q->flags = flags;
+  q->key = key;
+  q->kind = kind;
+}
+
+/* The buffer is a userdata of its own, held as the handle's user value, so
+ * that the garbage collector counts it (a handle alone is ~70 bytes; its
+ * buffer is 8 KiB or more). Allocated under lua_pcall so that running out
+ * of memory is a failure to report, not an error thrown through mq. */
+static int new_buffer(lua_State *L) {
+  lua_newuserdatauv(L, (size_t)lua_tointeger(L, 1), 0);
+  return 1;
+}
+
+int lmq_handle_reserve(lua_State *L, int idx, lmq_queue *q, size_t need) {
+  idx = lua_absindex(L, idx);
+  lua_pushcfunction(L, new_buffer);
+  lua_pushinteger(L, (lua_Integer)LMQ_MSG_SIZE(need));
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    lua_pop(L, 1);
+    return LMQ_ESYSTEM;
+  }
+  if (q->id < 0) {                 /* a finalizer that ran in the allocation closed q */
+    lua_pop(L, 1);
+    return LMQ_ECLOSED;
+  }
+  q->buf = (lmq_msg *)lua_touserdata(L, -1);
+  q->bufcap = need;
+  lua_setiuservalue(L, idx, 1);
+  return 0;
+}
+
+void lmq_handle_close(lua_State *L, int idx, lmq_queue *q) {
+  q->id = -1;
+  q->buf = NULL;
+  q->bufcap = 0;
+  if (idx != 0) {                  /* from __gc the buffer is garbage with the handle */
+    lua_pushnil(L);
+    lua_setiuservalue(L, idx, 1);
+  }
+}
+
+void lmq_describe(const lmq_queue *q, char *out, size_t outsz) {
+  if (q->id < 0)
+    snprintf(out, outsz, "mq.queue(closed)");
+  else if (q->kind == LMQ_BY_NAME)
+    snprintf(out, outsz, "mq.queue(name=%s, id=%d)", q->path + q->name_off, q->id);
+  else if (q->kind == LMQ_PRIVATE)
+    snprintf(out, outsz, "mq.queue(private, id=%d)", q->id);
+  else if (q->kind == LMQ_BY_ID)
+    snprintf(out, outsz, "mq.queue(id=%d)", q->id);
+  else
+    snprintf(out, outsz, "mq.queue(key=0x%08x, id=%d)", (unsigned)q->key, q->id);
+}
+
+int lmq_fail_queue(lua_State *L, const char *op, const lmq_queue *q, enum lmq_code code,
+                   const char *reason) {
+  char desc[320];
+  lmq_describe(q, desc, sizeof desc);
+  return lmq_fail(L, op, desc, code, reason);
+}
+
+int lmq_fail_closed(lua_State *L, const char *op, const lmq_queue *q) {
+  return lmq_fail_queue(L, op, q, LMQ_ECLOSED, "the handle is closed");
+}
+
+int lmq_fail_ctl(lua_State *L, const char *op, const lmq_queue *q, int err) {
+  if (err == EINVAL || err == EIDRM)
+    return lmq_fail_queue(L, op, q, LMQ_EREMOVED, "the queue was removed");
+  return lmq_fail_queue(L, op, q, lmq_code_of_errno(err), strerror(err));
+}
+
+/** q:close() -> true. Idempotent; the queue itself stays. */
+static int q_close(lua_State *L) {
+  lmq_handle_close(L, 1, lmq_check_queue(L, 1));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/** q:name() -> the queue's name, or nil for a key, id or private queue. */
+static int q_name(lua_State *L) {
+  lmq_queue *q = lmq_check_queue(L, 1);
+  if (q->id < 0) return lmq_fail_closed(L, "name", q);
+  if (q->kind == LMQ_BY_NAME)
+    lua_pushstring(L, q->path + q->name_off);
+  else
+    lua_pushnil(L);
+  return 1;
+}
+
+/** q:key() -> the signed key_t (0 for a private queue). */
+static int q_key(lua_State *L) {
+  lmq_queue *q = lmq_check_queue(L, 1);
+  if (q->id < 0) return lmq_fail_closed(L, "key", q);
+  lua_pushinteger(L, (lua_Integer)q->key);
+  return 1;
+}
+
+/** q:id() -> the System V queue id (msqid). */
+static int q_id(lua_State *L) {
+  lmq_queue *q = lmq_check_queue(L, 1);
+  if (q->id < 0) return lmq_fail_closed(L, "id", q);
+  lua_pushinteger(L, q->id);
+  return 1;
+}
+
+/** q:set_blocking(flag) -> true: whether send and receive block (the seed's SetBlocking). */
+static int q_set_blocking(lua_State *L) {
+  lmq_queue *q = lmq_check_queue(L, 1);
+  luaL_checktype(L, 2, LUA_TBOOLEAN);
+  if (q->id < 0) return lmq_fail_closed(L, "set_blocking", q);
+  if (lua_toboolean(L, 2))
+    q->flags &= ~LMQ_O_NONBLOCK;
+  else
+    q->flags |= LMQ_O_NONBLOCK;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/** tostring(q). */
+static int q_tostring(lua_State *L) {
+  char desc[320];
+  lmq_describe(lmq_check_queue(L, 1), desc, sizeof desc);
+  lua_pushstring(L, desc);
+  return 1;
+}
+
+/* __gc and __close: close the handle (never the queue). Silent on anything
+ * that is not a handle, since a forged object can carry this metatable. */
+static int q_gc(lua_State *L) {
+  lmq_queue *q = lmq_to_queue(L, 1);
+  if (q != NULL) lmq_handle_close(L, 0, q);
+  return 0;
+}
+
+static int q_close_meta(lua_State *L) {
+  lmq_queue *q = lmq_to_queue(L, 1);
+  if (q != NULL) lmq_handle_close(L, 1, q);
+  return 0;
+}
+
+static const luaL_Reg handle_methods[] = {
+  {"close", q_close},
+  {"name", q_name},
+  {"key", q_key},
+  {"id", q_id},
+  {"set_blocking", q_set_blocking},
+  {NULL, NULL}
+};
+
+static const luaL_Reg handle_meta[] = {
+  {"__tostring", q_tostring},
+  {"__gc", q_gc},
+  {"__close", q_close_meta},
+  {NULL, NULL}
+};
+
+void lmq_handle_register(lua_State *L) {
+  luaL_newmetatable(L, LMQ_QUEUE_MT);     /* also sets __name */
+  luaL_setfuncs(L, handle_meta, 0);
+  luaL_newlib(L, handle_methods);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "__index");
+}

@@ -1,0 +1,35 @@
+/*
+ * The kernel's own table of message queues: one queue's row by id, and every
+ * row (for mq.list). Reads msgctl(IPC_STAT) where the caller may, and
+ * /proc/sysvipc/msg otherwise, which shows every queue to everyone. Depends
+ * on nothing else in csrc/.
+ */
+#ifndef LMQ_SYSVTABLE_H
+#define LMQ_SYSVTABLE_H
+
+#include <sys/types.h>
+
+typedef struct lmq_queue_row {
+  key_t key;
+  int id;
+  unsigned mode;                  /* permission bits */
+  unsigned long bytes, messages, capacity;   /* capacity: 0 when read from /proc */
+  pid_t last_send_pid, last_receive_pid;
+  uid_t uid, cuid;
+  gid_t gid, cgid;
+  long long last_send_time, last_receive_time, last_change_time;
+} lmq_queue_row;
+
+/*
+ * The row of queue `id`: 0, or -1 with errno (EINVAL or EIDRM: no such queue
+ * now; anything else: the table could not be read).
+ */
+int lmq_queue_row_of(int id, lmq_queue_row *row);
+
+/*
+ * Call fn(row, ctx) for every queue in /proc/sysvipc/msg until it returns
+ * nonzero. Returns 0, or -1 with errno when the table cannot be read.
+ */
+int lmq_queue_rows(int (*fn)(const lmq_queue_row *row, void *ctx), void *ctx);
+
+#endif

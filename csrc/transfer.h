@@ -1,0 +1,19 @@
+/*
+ * Message transfer: send, receive, peek, and the one-attempt polls of the
+ * timed calls. Depends on handle.h, errors.h and msglimits.h.
+ */
+#ifndef LMQ_TRANSFER_H
+#define LMQ_TRANSFER_H
+
+#include "lua.h"
+
+/* core.poll_send(q, data, mtype, op) / core.poll_receive(q, mtype, maxsize, op):
+ * one IPC_NOWAIT attempt; false when it would block, else as send/receive. */
+int lmq_poll_send(lua_State *L);
+int lmq_poll_receive(lua_State *L);
+
+/* Add send/receive/peek to the methods table at `methods` and the polls to the
+ * module table at `module`. */
+void lmq_transfer_register(lua_State *L, int methods, int module);
+
+#endif

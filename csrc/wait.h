@@ -1,0 +1,36 @@
+/*
+ * Waiting in C for the timed calls: the back-off loop, and a sleep that a
+ * signal handler's Lua hook can always cut short. Depends on transfer.h and
+ * clock.h.
+ */
+#ifndef LMQ_WAIT_H
+#define LMQ_WAIT_H
+
+#include <poll.h>
+
+#include "lua.h"
+
+/* The Lua hook in force when a wait began. lua.c's SIGINT handler (and any
+ * host's that wants to stop a script) sets a new hook; a wait that sees the
+ * hook change returns to Lua so that the hook runs. A hook already set when
+ * the wait began (a debugger's, a coverage tool's) does not stop it. */
+typedef struct lmq_hook {
+  lua_Hook hook;
+  int mask, count;
+} lmq_hook;
+
+void lmq_hook_save(lua_State *L, lmq_hook *h);
+int lmq_hook_changed(lua_State *L, const lmq_hook *h);
+
+/*
+ * Block until one of fds (nfds may be 0) is readable, `seconds` have passed,
+ * or a signal arrived. Signals are blocked from the hook check until the
+ * sleep begins, so one arriving in between still cuts the sleep short.
+ * Returns 1 when the hook has changed (return to Lua), else 0.
+ */
+int lmq_block(lua_State *L, const lmq_hook *h, struct pollfd *fds, int nfds, double seconds);
+
+/* core.wait_send and core.wait_receive, into the table on top of the stack. */
+void lmq_wait_register(lua_State *L);
+
+#endif

@@ -37,6 +37,10 @@ void lmq_seal_init(void) {
 }
 
 int lmq_not_a_queue(lua_State *L, int arg) {
+  int forged = luaL_getmetafield(L, arg, "__name") == LUA_TSTRING &&
+               strcmp(lua_tostring(L, -1), LMQ_QUEUE_MT) == 0;
+  if (forged)
+    return luaL_argerror(L, arg, "mq.queue expected, got an object that only carries its metatable");
   return luaL_typeerror(L, arg, LMQ_QUEUE_MT);
 }
 

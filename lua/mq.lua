@@ -60,12 +60,18 @@ local function check_type(v, n, fname, want, optional)
   argerror(n, fname, ("%s expected, got %s"):format(want, v == nil and "no value" or t))
 end
 
+-- nil, message, "closed" naming `op` when q is closed; true otherwise.
+local function check_open(q, op)
+  if q:id() then return true end
+  return nil, ("%s %s: the handle is closed"):format(op, tostring(q)), "closed"
+end
+
 -- The deadline of a timed call on a monotonic clock, or nil, message, code.
 -- A negative or infinite timeout waits for ever; NaN is invalid (after closed).
 local function deadline_of(q, timeout, n, op)
   check_type(timeout, n, op, "number")
   if timeout ~= timeout then
-    local ok, msg, code = q:id()
+    local ok, msg, code = check_open(q, op)
     if not ok then return nil, msg, code end
     return nil, ("%s %s: the timeout is NaN"):format(op, tostring(q)), "invalid"
   end
@@ -139,7 +145,7 @@ end
 function methods.messages(q, timeout, mtype)
   check_type(timeout, 1, "messages", "number", true)
   check_type(mtype, 2, "messages", "number", true)
-  local ok, msg, code = q:id()
+  local ok, msg, code = check_open(q, "messages")
   if not ok then return nil, msg, code end
   timeout = timeout or 0
   if timeout ~= timeout then error(("messages %s: the timeout is NaN"):format(tostring(q)), 2) end

@@ -65,6 +65,11 @@ int main(int argc, char **argv)
 
   lua_pushcfunction(L, traceback);
   status = luaL_loadfile(L, argv[1]);
+  /* One stack slot per argument: Lua guarantees only LUA_MINSTACK (20) free slots. */
+  if (status == LUA_OK && !lua_checkstack(L, argc)) {
+    lua_pushfstring(L, "too many arguments (%d)", argc - 2);
+    status = LUA_ERRRUN;
+  }
   if (status == LUA_OK) {
     for (int i = 2; i < argc; i++)
       lua_pushstring(L, argv[i]);

@@ -11,12 +11,14 @@
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
+#include <unistd.h>
 
 #include "lauxlib.h"
 
 #include "address.h"
 #include "handle.h"
 #include "names.h"
+#include "sysvtable.h"
 
 #define KEY_MIN (-2147483647LL - 1)
 #define KEY_MAX 4294967295LL
@@ -30,16 +32,23 @@ typedef struct where {
   lmq_name n;                /* the key file; names only */
 } where;
 
+/* How failures name the queue: mq.queue(name=jobs), (key=0x00001234) or (private). */
+typedef char description[320];
+
+static const char *describe_where(const where *w, description desc) {
+  if (w->kind == LMQ_BY_NAME)
+    snprintf(desc, sizeof(description), "mq.queue(name=%s)", w->name);
+  else if (w->kind == LMQ_PRIVATE)
+    snprintf(desc, sizeof(description), "mq.queue(private)");
+  else
+    snprintf(desc, sizeof(description), "mq.queue(key=0x%08x)", (unsigned)w->key);
+  return desc;
+}
+
 static int fail_where(lua_State *L, const char *op, const where *w, enum lmq_code code,
                       const char *reason) {
-  char desc[320];
-  if (w->kind == LMQ_BY_NAME)
-    snprintf(desc, sizeof desc, "mq.queue(name=%s)", w->name);
-  else if (w->kind == LMQ_PRIVATE)
-    snprintf(desc, sizeof desc, "mq.queue(private)");
-  else
-    snprintf(desc, sizeof desc, "mq.queue(key=0x%08x)", (unsigned)w->key);
-  return lmq_fail(L, op, desc, code, reason);
+  description desc;
+  return lmq_fail(L, op, describe_where(w, desc), code, reason);
 }
 
 static int fail_name(lua_State *L, const char *op, const where *w) {
@@ -105,20 +114,28 @@ static int check_perm(lua_State *L, int arg, const char *op, const where *w, int
   return 0;
 }
 
-/* open flags: the module's own bits; no access bit means read-write. */
-static int check_flags(lua_State *L, int arg, const char *op, const where *w, int *flags) {
+/* open flags: the module's own bits (`allowed` of them); no access bit means read-write.
+ * `desc` names the queue in a failure. */
+static int check_flags(lua_State *L, int arg, const char *op, const char *desc, int allowed,
+                       int *flags) {
   lua_Integer f = LMQ_O_RDWR;
   if (!lua_isnoneornil(L, arg)) {
     int isint;
     if (lua_type(L, arg) != LUA_TNUMBER) return luaL_typeerror(L, arg, "integer (mq.O_* flags)");
     f = lua_tointegerx(L, arg, &isint);
-    if (!isint || f < 0 || (f & ~(lua_Integer)(LMQ_O_RDWR | LMQ_O_NONBLOCK)) != 0)
-      return fail_where(L, op, w, LMQ_EINVALID,
-                        "unknown open flags (use mq.O_RDONLY, O_WRONLY, O_RDWR, O_NONBLOCK)");
+    if (!isint || f < 0 || (f & ~(lua_Integer)allowed) != 0)
+      return lmq_fail(L, op, desc, LMQ_EINVALID, allowed & LMQ_O_CREAT
+        ? "unknown open flags (use mq.O_RDONLY, O_WRONLY, O_RDWR, O_NONBLOCK, O_CREAT)"
+        : "unknown open flags (use mq.O_RDONLY, O_WRONLY, O_RDWR, O_NONBLOCK)");
   }
   if ((f & LMQ_O_RDWR) == 0) f |= LMQ_O_RDWR;
   *flags = (int)f;
   return 0;
+}
+
+/* The msgget permission bits that ask for the access in `flags`. */
+static int access_of(int flags) {
+  return ((flags & LMQ_O_RDONLY) ? 0444 : 0) | ((flags & LMQ_O_WRONLY) ? 0222 : 0);
 }
 
 /* A handle for w, pushed before any system call (see the top of this file). */
@@ -151,25 +168,59 @@ static int address_new(lua_State *L) {
   return 1;
 }
 
-/** mq.open(where [, flags]) -> handle: an existing queue, asking the kernel for exactly that access. */
+/* mq.open with O_CREAT on a key: create it, or open the one there; *created says which. */
+static int open_or_create_key(const where *w, int perm, int access, int *id, int *created) {
+  int round;
+  for (round = 0; round < 1000; round++) {
+    *id = msgget(w->key, IPC_CREAT | IPC_EXCL | perm);
+    if (*id >= 0 || errno != EEXIST) {
+      *created = *id >= 0;
+      return *id;
+    }
+    *id = msgget(w->key, access);
+    if (*id >= 0 || errno != ENOENT) {
+      *created = 0;
+      return *id;
+    }
+    /* Removed between the two calls: try to create it again. */
+  }
+  errno = EAGAIN;
+  return -1;
+}
+
+/** mq.open(where [, flags [, perm]]) -> handle [, created]: an existing queue, asking the
+ * kernel for exactly that access; with mq.O_CREAT, made (perm) when missing, and `created`
+ * is true only for the caller that made it. */
 static int address_open(lua_State *L) {
   static const char op[] = "mq.open";
   where w;
+  description desc;
   lmq_queue *q;
-  int flags = 0, access = 0, id, r;
+  int flags = 0, perm = 0, access, create, created = 0, id, r;
   if ((r = check_where(L, 1, &w, op)) != 0) return r;
-  if ((r = check_flags(L, 2, op, &w, &flags)) != 0) return r;
-  if (w.kind == LMQ_PRIVATE)
+  r = check_flags(L, 2, op, describe_where(&w, desc), LMQ_O_RDWR | LMQ_O_NONBLOCK | LMQ_O_CREAT,
+                  &flags);
+  if (r != 0) return r;
+  if ((r = check_perm(L, 3, op, &w, &perm)) != 0) return r;
+  create = (flags & LMQ_O_CREAT) != 0;
+  flags &= ~LMQ_O_CREAT;
+  access = access_of(flags);
+  if (!create && !lua_isnoneornil(L, 3))
+    return fail_where(L, op, &w, LMQ_EINVALID, "perm is only used with mq.O_CREAT");
+  /* The creator's own access comes from the owner bits (root bypasses them). */
+  if (create && geteuid() != 0 && ((perm >> 6) & (access >> 6)) != (access >> 6))
+    return fail_where(L, op, &w, LMQ_EINVALID,
+                      "perm must give its owner the access the flags ask for");
+  if (w.kind == LMQ_PRIVATE && !create)
     return fail_where(L, op, &w, LMQ_EINVALID, "a private queue (mq.PRIVATE) cannot be opened by key");
-  /* Ask the kernel for exactly the access wanted, so refusal comes now. */
-  if (flags & LMQ_O_RDONLY) access |= 0444;
-  if (flags & LMQ_O_WRONLY) access |= 0222;
   q = push_handle(L, &w);
   if (w.kind == LMQ_BY_NAME) {
-    if (lmq_name_open(&w.n, access, &id) != 0) return fail_name(L, op, &w);
+    r = create ? lmq_name_open_or_create(&w.n, perm, access, &id, &created)
+               : lmq_name_open(&w.n, access, &id);
+    if (r != 0) return fail_name(L, op, &w);
     w.key = w.n.key;
   } else {
-    id = msgget(w.key, access);
+    id = create ? open_or_create_key(&w, perm, access, &id, &created) : msgget(w.key, access);
     if (id < 0) {
       int err = errno;
       if (err == ENOENT) return fail_where(L, op, &w, LMQ_ENOTFOUND, "no such queue");
@@ -177,6 +228,65 @@ static int address_open(lua_State *L) {
     }
   }
   lmq_handle_bind(q, id, flags, w.key, w.kind);
+  if (!create) return 1;
+  lua_pushboolean(L, created);
+  return 2;
+}
+
+/* Whether this process may use a queue with `access` by the kernel's rules
+ * (ipcperms): owner or creator bits, then group, then other; root may do
+ * anything. Only for private queues, which msgget cannot ask about. */
+static int allowed(const lmq_queue_row *row, int access) {
+  unsigned want = (unsigned)(((access & 0444) ? 4 : 0) | ((access & 0222) ? 2 : 0));
+  unsigned bits = row->mode;
+  uid_t me = geteuid();
+  if (me == 0) return 1;
+  if (me == row->uid || me == row->cuid) {
+    bits >>= 6;
+  } else {
+    gid_t groups[256];
+    int i, n = getgroups(256, groups);
+    int member = getegid() == row->gid || getegid() == row->cgid;
+    for (i = 0; i < n && !member; i++) member = groups[i] == row->gid || groups[i] == row->cgid;
+    if (member) bits >>= 3;
+  }
+  return (bits & want) == want;
+}
+
+/** mq.open_id(id [, flags]) -> handle: a queue by its id (msqid), private ones included,
+ * checking the access asked for as open by key does. */
+static int address_open_id(lua_State *L) {
+  static const char op[] = "mq.open_id";
+  lmq_queue_row row;
+  lmq_queue *q;
+  lua_Integer id;
+  int flags = 0, isint, access, r;
+  char desc[64];
+  luaL_checktype(L, 1, LUA_TNUMBER);
+  id = lua_tointegerx(L, 1, &isint);
+  if (!isint || id < 0 || id > 2147483647)
+    return lmq_fail(L, op, "", LMQ_EINVALID, "a queue id must be an integer within 0 .. 2^31-1");
+  snprintf(desc, sizeof desc, "mq.queue(id=%d)", (int)id);
+  if ((r = check_flags(L, 2, op, desc, LMQ_O_RDWR | LMQ_O_NONBLOCK, &flags)) != 0) return r;
+  access = access_of(flags);
+  q = lmq_handle_push(L, NULL, 0, 0);
+  if (lmq_queue_row_of((int)id, &row) != 0) {
+    int err = errno;
+    if (err == EINVAL || err == EIDRM) return lmq_fail(L, op, desc, LMQ_ENOTFOUND, "no such queue");
+    return lmq_fail(L, op, desc, lmq_code_of_errno(err), strerror(err));
+  }
+  if (row.key != IPC_PRIVATE) {
+    /* msgget asks the kernel itself; the key must still lead to this very queue. */
+    int got = msgget(row.key, access);
+    if (got < 0 && errno != ENOENT) {
+      int err = errno;
+      return lmq_fail(L, op, desc, lmq_code_of_errno(err), strerror(err));
+    }
+    if (got != (int)id) return lmq_fail(L, op, desc, LMQ_ENOTFOUND, "no such queue");
+  } else if (!allowed(&row, access)) {
+    return lmq_fail(L, op, desc, LMQ_EDENIED, strerror(EACCES));
+  }
+  lmq_handle_bind(q, (int)id, flags, row.key, LMQ_BY_ID);
   return 1;
 }
 
@@ -250,6 +360,7 @@ static const luaL_Reg address_functions[] = {
   {"new", address_new},
   {"open", address_open},
   {"destroy", address_destroy},
+  {"open_id", address_open_id},
   {"ftok", address_ftok},
   {NULL, NULL}
 };

@@ -42,28 +42,110 @@ static int q_stat(lua_State *L) {
   return 1;
 }
 
-/** q:set_capacity(bytes) -> true: msg_qbytes; beyond msgmnb needs privilege. */
-static int q_set_capacity(lua_State *L) {
-  static const char op[] = "set_capacity";
-  lmq_queue *q = lmq_check_queue(L, 1);
-  lua_Integer bytes;
-  int isint;
+/* One change to a queue's msqid_ds; the fields not asked for keep their value. */
+typedef struct change {
+  int set_capacity, set_mode, set_uid, set_gid;
+  msglen_t capacity;
+  unsigned mode;
+  uid_t uid;
+  gid_t gid;
+} change;
+
+/*
+ * msgctl(IPC_SET) writes owner, group, mode and capacity at once, so each
+ * change reads them all right before and rewrites only its own field. The
+ * kernel offers no compare-and-set: a change another process makes between
+ * the two calls is overwritten (README, "Changing a queue").
+ */
+static int ipc_set(lua_State *L, const char *op, const lmq_queue *q, const change *c) {
   struct msqid_ds ds;
-  luaL_checktype(L, 2, LUA_TNUMBER);
-  bytes = lua_tointegerx(L, 2, &isint);
-  if (q->id < 0) return lmq_fail_closed(L, op, q);
-  if (!isint || bytes < 1 || bytes > 2147483647)
-    return lmq_fail_queue(L, op, q, LMQ_EINVALID, "capacity must be an integer within 1 .. 2^31-1");
   if (msgctl(q->id, IPC_STAT, &ds) != 0) return lmq_fail_ctl(L, op, q, errno);
-  ds.msg_qbytes = (msglen_t)bytes;
+  if (c->set_capacity) ds.msg_qbytes = c->capacity;
+  if (c->set_mode) ds.msg_perm.mode = (ds.msg_perm.mode & ~0777u) | c->mode;
+  if (c->set_uid) ds.msg_perm.uid = c->uid;
+  if (c->set_gid) ds.msg_perm.gid = c->gid;
   if (msgctl(q->id, IPC_SET, &ds) != 0) return lmq_fail_ctl(L, op, q, errno);
   lua_pushboolean(L, 1);
   return 1;
 }
 
+/* An integer argument within lo .. hi: 1 with *v, 0 for a number outside it
+ * or without an integer value (the caller says invalid); wrong types raise. */
+static int integer_in(lua_State *L, int arg, lua_Integer lo, lua_Integer hi, lua_Integer *v) {
+  int isint;
+  luaL_checktype(L, arg, LUA_TNUMBER);
+  *v = lua_tointegerx(L, arg, &isint);
+  return isint && *v >= lo && *v <= hi;
+}
+
+/** q:set_capacity(bytes) -> true: msg_qbytes; beyond msgmnb needs privilege. */
+static int q_set_capacity(lua_State *L) {
+  static const char op[] = "set_capacity";
+  lmq_queue *q = lmq_check_queue(L, 1);
+  change c = {0};
+  lua_Integer bytes;
+  int ok = integer_in(L, 2, 1, 2147483647, &bytes);
+  if (q->id < 0) return lmq_fail_closed(L, op, q);
+  if (!ok)
+    return lmq_fail_queue(L, op, q, LMQ_EINVALID, "capacity must be an integer within 1 .. 2^31-1");
+  c.set_capacity = 1;
+  c.capacity = (msglen_t)bytes;
+  return ipc_set(L, op, q, &c);
+}
+
+/** q:set_mode(perm) -> true: the permission bits, in the forms mq.new takes (0666 bits). */
+static int q_set_mode(lua_State *L) {
+  static const char op[] = "set_mode";
+  lmq_queue *q = lmq_check_queue(L, 1);
+  change c = {0};
+  lua_Integer p = 0;
+  int ok = 1, t = lua_type(L, 2);
+  if (t == LUA_TNUMBER) {
+    ok = integer_in(L, 2, 0, 0666, &p);
+  } else if (t == LUA_TSTRING) {
+    size_t len, i;
+    const char *s = lua_tolstring(L, 2, &len);
+    ok = len >= 1 && len <= 4;
+    for (i = 0; ok && i < len; i++) {
+      ok = s[i] >= '0' && s[i] <= '7';
+      p = p * 8 + (s[i] - '0');
+    }
+  } else {
+    return luaL_typeerror(L, 2, "integer or octal string");
+  }
+  if (q->id < 0) return lmq_fail_closed(L, op, q);
+  if (!ok || (p & ~(lua_Integer)0666) != 0)
+    return lmq_fail_queue(L, op, q, LMQ_EINVALID,
+                          "perm must be 1 to 4 octal digits, or an integer, of read and write bits (0666)");
+  c.set_mode = 1;
+  c.mode = (unsigned)p;
+  return ipc_set(L, op, q, &c);
+}
+
+/** q:set_owner(uid [, gid]) -> true: the owner (and group); the creator stays. */
+static int q_set_owner(lua_State *L) {
+  static const char op[] = "set_owner";
+  lmq_queue *q = lmq_check_queue(L, 1);
+  change c = {0};
+  lua_Integer uid, gid = 0;
+  int ok = integer_in(L, 2, 0, 4294967294LL, &uid);
+  int has_gid = !lua_isnoneornil(L, 3);
+  if (has_gid) ok = integer_in(L, 3, 0, 4294967294LL, &gid) && ok;
+  if (q->id < 0) return lmq_fail_closed(L, op, q);
+  if (!ok)
+    return lmq_fail_queue(L, op, q, LMQ_EINVALID, "uid and gid must be integers within 0 .. 2^32-2");
+  c.set_uid = 1;
+  c.uid = (uid_t)uid;
+  c.set_gid = has_gid;
+  c.gid = (gid_t)gid;
+  return ipc_set(L, op, q, &c);
+}
+
 static const luaL_Reg control_methods[] = {
   {"stat", q_stat},
   {"set_capacity", q_set_capacity},
+  {"set_mode", q_set_mode},
+  {"set_owner", q_set_owner},
   {NULL, NULL}
 };
 

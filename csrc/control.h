@@ -1,5 +1,6 @@
 /*
- * Reading and changing a queue's kernel state: q:stat and q:set_capacity.
+ * Reading and changing a queue's kernel state: q:stat, q:set_capacity, q:set_mode,
+ * q:set_owner.
  * Depends on handle.h and errors.h.
  */
 #ifndef LMQ_CONTROL_H

@@ -21,6 +21,7 @@
 #define LMQ_O_WRONLY 0x2
 #define LMQ_O_RDWR (LMQ_O_RDONLY | LMQ_O_WRONLY)
 #define LMQ_O_NONBLOCK 0x4
+#define LMQ_O_CREAT 0x8           /* mq.open only; never kept in a handle */
 
 /* How a queue was reached: decides tostring() and what destroy removes. */
 enum lmq_kind { LMQ_BY_NAME, LMQ_BY_KEY, LMQ_PRIVATE, LMQ_BY_ID };

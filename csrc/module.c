@@ -12,6 +12,7 @@
 #include "control.h"
 #include "errors.h"
 #include "handle.h"
+#include "listing.h"
 #include "luamq.h"
 #include "msglimits.h"
 #include "transfer.h"
@@ -43,6 +44,7 @@ LUAMQ_EXPORT int luaopen_mq_core(lua_State *L) {
   lua_setfield(L, module, "metatable");     /* lets mq.select tell a handle apart */
   lua_pushcfunction(L, lmq_limits);
   lua_setfield(L, module, "limits");
+  lmq_listing_register(L);
   lmq_clock_register(L);
   lmq_wait_register(L);
   lmq_push_codes(L);
@@ -51,6 +53,7 @@ LUAMQ_EXPORT int luaopen_mq_core(lua_State *L) {
   set_integer(L, "O_WRONLY", LMQ_O_WRONLY);
   set_integer(L, "O_RDWR", LMQ_O_RDWR);
   set_integer(L, "O_NONBLOCK", LMQ_O_NONBLOCK);
+  set_integer(L, "O_CREAT", LMQ_O_CREAT);
   set_integer(L, "PRIVATE", IPC_PRIVATE);
   lua_pushliteral(L, LUAMQ_VERSION);
   lua_setfield(L, -2, "_VERSION");

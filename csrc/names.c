@@ -30,7 +30,7 @@
 #define TEMP_SUFFIX_LEN 6
 
 /* go-ipc's key for a key file: ftok(path, 0) without a second stat. */
-static key_t key_of_stat(const struct stat *st) {
+key_t lmq_name_key(const struct stat *st) {
   return (key_t)(((unsigned long)st->st_ino & 0xffffUL) | (((unsigned long)st->st_dev & 0xffUL) << 16));
 }
 
@@ -63,17 +63,22 @@ const char *lmq_name_problem(const char *name, size_t len) {
   return NULL;
 }
 
-int lmq_name_init(lmq_name *n, const char *name, size_t len) {
+const char *lmq_name_dir(void) {
   const char *dir = getenv("TMPDIR");
+  return dir != NULL && *dir != '\0' ? dir : "/tmp";
+}
+
+int lmq_name_init(lmq_name *n, const char *name, size_t len) {
+  const char *dir = lmq_name_dir();
   const char *problem = lmq_name_problem(name, len);
   int w;
   n->key = 0;
+  n->collided = 0;
   n->code = LMQ_ESYSTEM;
   n->reason[0] = '\0';
   n->path[0] = '\0';
   n->dirlen = 0;
   if (problem != NULL) return fail(n, LMQ_EINVALID, problem);
-  if (dir == NULL || *dir == '\0') dir = "/tmp";
   n->dirlen = strlen(dir);
   w = snprintf(n->path, sizeof n->path, "%s/%s", dir, name);
   if (w < 0 || (size_t)w >= sizeof n->path || n->dirlen + sizeof TEMP_PATTERN > sizeof n->path)
@@ -96,7 +101,7 @@ static int look(lmq_name *n, struct stat *st) {
   if (S_ISLNK(st->st_mode))
     return fail(n, LMQ_EINVALID, "the key file is a symbolic link; it is not followed");
   if (!S_ISREG(st->st_mode)) return fail(n, LMQ_EINVALID, "the key file is not a regular file");
-  if (key_of_stat(st) == IPC_PRIVATE)
+  if (lmq_name_key(st) == IPC_PRIVATE)
     return fail(n, LMQ_EINVALID, "the key file's inode maps to key 0 (IPC_PRIVATE)");
   return 0;
 }
@@ -212,7 +217,7 @@ static int publish(lmq_name *n, int perm, int *id) {
       return fail_errno(n, err);
     }
     close(fd);                               /* the directory entry holds the inode */
-    key = key_of_stat(&st);
+    key = lmq_name_key(&st);
     if (key == IPC_PRIVATE) continue;        /* this inode cannot name a queue: next file */
     qid = msgget(key, IPC_CREAT | IPC_EXCL | perm);
     if (qid >= 0) break;
@@ -225,6 +230,7 @@ static int publish(lmq_name *n, int perm, int *id) {
   }
   if (qid < 0) {
     drop_temps(n, &t);
+    n->collided = 1;
     return fail(n, LMQ_EEXISTS,
                 "every new key file's key was already taken by another queue (ftok collisions)");
   }
@@ -248,7 +254,7 @@ static int publish(lmq_name *n, int perm, int *id) {
  * publishes a new one. 0 done (*id), 1 look again, -1 failed.
  */
 static int claim(lmq_name *n, const struct stat *st, int perm, int *id) {
-  key_t key = key_of_stat(st);
+  key_t key = lmq_name_key(st);
   uid_t cuid;
   int qid = msgget(key, 0), fd, r;
   if (qid >= 0) {
@@ -315,7 +321,7 @@ int lmq_name_open(lmq_name *n, int access, int *id) {
     int qid, err, r = look(n, &st);
     if (r < 0) return -1;
     if (r == 1) return fail(n, LMQ_ENOTFOUND, "no such queue (its key file does not exist)");
-    qid = msgget(key_of_stat(&st), access);
+    qid = msgget(lmq_name_key(&st), access);
     err = errno;
     /* The name may have moved to another file between the look and msgget. */
     if (look(n, &again) != 0 || !same_file(&st, &again)) continue;
@@ -327,9 +333,27 @@ int lmq_name_open(lmq_name *n, int access, int *id) {
     if (r == 1) continue;                /* removed since msgget: the name may have a new one */
     if (r < 0) return fail_errno(n, errno);
     if (cuid != st.st_uid) return fail_not_named(n, st.st_uid, cuid);
-    n->key = key_of_stat(&st);
+    n->key = lmq_name_key(&st);
     *id = qid;
     return 0;
+  }
+  return fail(n, LMQ_ESYSTEM, "the name kept changing under concurrent use; try again");
+}
+
+int lmq_name_open_or_create(lmq_name *n, int perm, int access, int *id, int *created) {
+  int round;
+  for (round = 0; round < MAX_ROUNDS; round++) {
+    if (lmq_name_open(n, access, id) == 0) {
+      *created = 0;
+      return 0;
+    }
+    if (n->code != LMQ_ENOTFOUND) return -1;
+    if (lmq_name_create(n, perm, id) == 0) {
+      *created = 1;
+      return 0;
+    }
+    if (n->code != LMQ_EEXISTS || n->collided) return -1;
+    /* Another process created it between the two: open theirs. */
   }
   return fail(n, LMQ_ESYSTEM, "the name kept changing under concurrent use; try again");
 }
@@ -343,7 +367,7 @@ int lmq_name_destroy(lmq_name *n) {
     int fd, qid, removed = 0, r = look(n, &st);
     if (r < 0) return -1;
     if (r == 1) return 0;                /* no key file: no queue by that name */
-    key = key_of_stat(&st);
+    key = lmq_name_key(&st);
     fd = lock_key_file(n->path, &st);
     if (fd == LOCK_CHANGED) continue;
     qid = msgget(key, 0);
@@ -388,7 +412,7 @@ int lmq_name_destroy(lmq_name *n) {
 void lmq_name_retire(const char *path, key_t key) {
   struct stat st;
   int fd;
-  if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || key_of_stat(&st) != key) return;
+  if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || lmq_name_key(&st) != key) return;
   fd = lock_key_file(path, &st);
   if (fd < 0) return;
   if (msgget(key, 0) < 0 && errno == ENOENT) unlink(path);   /* nobody claimed it since */

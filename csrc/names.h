@@ -33,8 +33,12 @@ typedef struct lmq_name {
   size_t dirlen;            /* bytes of $TMPDIR in path */
   key_t key;                /* on success: the key of the key file acted on */
   enum lmq_code code;       /* on failure: the code and the reason */
+  int collided;             /* the failure is exists because of ftok collisions only */
   char reason[256];
 } lmq_name;
+
+/* The directory of key files: $TMPDIR, or /tmp when it is unset or empty. */
+const char *lmq_name_dir(void);
 
 /* Why `name` (len bytes) is not a valid name, or NULL when it is. */
 const char *lmq_name_problem(const char *name, size_t len);
@@ -48,6 +52,14 @@ int lmq_name_create(lmq_name *n, int perm, int *id);
 
 /* Open the name's queue asking msgget for `access` (0444, 0222 bits): 0 with *id, or -1. */
 int lmq_name_open(lmq_name *n, int access, int *id);
+
+/* Open the name's queue, creating it (perm) when there is none: 0 with *id and
+ * *created (1 only for the caller that made it), or -1. */
+int lmq_name_open_or_create(lmq_name *n, int perm, int access, int *id, int *created);
+
+/* go-ipc's key for a key file, ftok(path, 0) of its stat. */
+struct stat;
+key_t lmq_name_key(const struct stat *st);
 
 /* Remove the name's queue and its key file: 0 (also when there was none), or -1. */
 int lmq_name_destroy(lmq_name *n);

@@ -62,44 +62,39 @@ static int parse_row(const char *line, lmq_queue_row *row) {
   return 1;
 }
 
-int lmq_queue_rows(int (*fn)(const lmq_queue_row *row, void *ctx), void *ctx) {
-  char line[512];
+FILE *lmq_queue_table_open(void) {
+  char header[512];
   FILE *f = fopen(PROC_TABLE, "re");
-  if (f == NULL) return -1;
-  if (fgets(line, sizeof line, f) != NULL) {          /* the header */
-    while (fgets(line, sizeof line, f) != NULL) {
-      lmq_queue_row row;
-      if (parse_row(line, &row) && fn(&row, ctx) != 0) break;
-    }
+  if (f != NULL && fgets(header, sizeof header, f) == NULL) {
+    fclose(f);
+    errno = EIO;
+    return NULL;
   }
-  fclose(f);
-  return 0;
+  return f;
 }
 
-struct find { int id; lmq_queue_row *row; int found; };
-
-static int match_id(const lmq_queue_row *row, void *ctx) {
-  struct find *want = (struct find *)ctx;
-  if (row->id != want->id) return 0;
-  *want->row = *row;
-  want->found = 1;
-  return 1;
+int lmq_queue_table_next(FILE *table, lmq_queue_row *row) {
+  char line[512];
+  while (fgets(line, sizeof line, table) != NULL)
+    if (parse_row(line, row)) return 1;
+  return 0;
 }
 
 int lmq_queue_row_of(int id, lmq_queue_row *row) {
   struct msqid_ds ds;
-  struct find want;
+  FILE *table;
+  int found = 0;
   if (msgctl(id, IPC_STAT, &ds) == 0) {
     row_of_ds(id, &ds, row);
     return 0;
   }
   if (errno != EACCES) return -1;
   /* No read permission: the table in /proc shows the row to everyone. */
-  want.id = id;
-  want.row = row;
-  want.found = 0;
-  if (lmq_queue_rows(match_id, &want) != 0) return -1;
-  if (!want.found) {
+  table = lmq_queue_table_open();
+  if (table == NULL) return -1;
+  while (!found && lmq_queue_table_next(table, row)) found = row->id == id;
+  fclose(table);
+  if (!found) {
     errno = EIDRM;
     return -1;
   }

@@ -7,6 +7,7 @@
 #ifndef LMQ_SYSVTABLE_H
 #define LMQ_SYSVTABLE_H
 
+#include <stdio.h>
 #include <sys/types.h>
 
 typedef struct lmq_queue_row {
@@ -26,10 +27,11 @@ typedef struct lmq_queue_row {
  */
 int lmq_queue_row_of(int id, lmq_queue_row *row);
 
-/*
- * Call fn(row, ctx) for every queue in /proc/sysvipc/msg until it returns
- * nonzero. Returns 0, or -1 with errno when the table cannot be read.
- */
-int lmq_queue_rows(int (*fn)(const lmq_queue_row *row, void *ctx), void *ctx);
+/* The table of every queue, /proc/sysvipc/msg, open for reading past its
+ * header: NULL with errno when it cannot be read. fclose it. */
+FILE *lmq_queue_table_open(void);
+
+/* The next row of the table: 1, or 0 at its end. */
+int lmq_queue_table_next(FILE *table, lmq_queue_row *row);
 
 #endif

@@ -61,6 +61,39 @@ static int opt_integer(lua_State *L, int arg, lua_Integer def, lua_Integer *v) {
   return isint;
 }
 
+/*
+ * The selector at `arg`: nil or an integer type (0 the first message, > 0 the
+ * first of that type, < 0 the first of the lowest type <= -t), or
+ * {except = t} (the first whose type is not t >= 1, MSG_EXCEPT). Raises for
+ * a wrong type; returns 0 for a bad value (the caller says invalid), -1 when
+ * the kernel headers lack MSG_EXCEPT (unsupported).
+ */
+int lmq_opt_selector(lua_State *L, int arg, long *msgtyp, int *msgflg) {
+  lua_Integer t = 0;
+  *msgflg = 0;
+  if (lua_type(L, arg) == LUA_TTABLE) {
+    int ok, isint;
+    lua_pushliteral(L, "except");
+    lua_rawget(L, arg);                      /* raw: no metamethod runs Lua code here */
+    t = lua_type(L, -1) == LUA_TNUMBER ? lua_tointegerx(L, -1, &isint) : (isint = 0);
+    ok = isint && t >= 1 && t <= LONG_MAX;
+    lua_pop(L, 1);
+    if (!ok) return 0;
+#ifdef MSG_EXCEPT
+    *msgtyp = (long)t;
+    *msgflg = MSG_EXCEPT;
+    return 1;
+#else
+    return -1;
+#endif
+  }
+  if (lua_type(L, arg) != LUA_TNUMBER && !lua_isnoneornil(L, arg))
+    luaL_typeerror(L, arg, "integer or {except = type}");
+  if (!opt_integer(L, arg, 0, &t) || t < LONG_MIN || t > LONG_MAX) return 0;
+  *msgtyp = (long)t;
+  return 1;
+}
+
 /* Polls carry the Lua-level operation's name (e.g. "receive_timeout") in argument 4. */
 static const char *op_name(lua_State *L, enum wait_mode mode, const char *dflt) {
   if (mode == POLL && lua_type(L, 4) == LUA_TSTRING) return lua_tostring(L, 4);
@@ -186,30 +219,37 @@ static int receive_into(lua_State *L, lmq_queue *q, const char *op, long msgtyp,
   }
 }
 
-/* receive(q [, mtype [, maxsize]]) in the given wait mode. */
+/* receive(q [, selector [, maxsize]]) in the given wait mode. */
 static int receive_message(lua_State *L, enum wait_mode mode) {
   lmq_queue *q = lmq_check_queue(L, 1);
-  lua_Integer mtype = 0, maxsize = 0;
-  int ok = 1, default_max = 1, top = lua_gettop(L);
+  lua_Integer maxsize = 0;
+  long msgtyp = 0;
+  int ok = 1, default_max = 1, msgflg = 0, top = lua_gettop(L);
   const char *op;
   if (top >= 2) {                              /* q:receive(): no parsing at all */
-    ok = opt_integer(L, 2, 0, &mtype);
+    if (lua_isinteger(L, 2))
+      msgtyp = (long)lua_tointeger(L, 2);      /* the common selector, parsed inline */
+    else
+      ok = lmq_opt_selector(L, 2, &msgtyp, &msgflg);
     if (top >= 3 && !lua_isnoneornil(L, 3)) {
       default_max = 0;
-      ok = opt_integer(L, 3, 0, &maxsize) && ok;
+      if (!opt_integer(L, 3, 0, &maxsize) && ok == 1) ok = 0;
     }
   }
-  if (q->id >= 0 && ok && (default_max || (maxsize >= 1 && maxsize <= INT_MAX)) &&
+  if (q->id >= 0 && ok == 1 && (default_max || (maxsize >= 1 && maxsize <= INT_MAX)) &&
       (q->flags & LMQ_O_RDONLY)) {
-    int flags = (mode == POLL || (q->flags & LMQ_O_NONBLOCK)) ? IPC_NOWAIT : 0;
+    int flags = msgflg | ((mode == POLL || (q->flags & LMQ_O_NONBLOCK)) ? IPC_NOWAIT : 0);
     if (default_max) maxsize = LMQ_MSGMAX();
-    return receive_into(L, q, op_name(L, mode, "receive"), (long)mtype, (size_t)maxsize,
+    return receive_into(L, q, op_name(L, mode, "receive"), msgtyp, (size_t)maxsize,
                         default_max, flags, mode);
   }
   op = op_name(L, mode, "receive");
   if (q->id < 0) return lmq_fail_closed(L, op, q);
+  if (ok == -1)
+    return lmq_fail_queue(L, op, q, LMQ_EUNSUPPORTED, "this system lacks MSG_EXCEPT");
   if (!ok)
-    return lmq_fail_queue(L, op, q, LMQ_EINVALID, "the message type must be an integer");
+    return lmq_fail_queue(L, op, q, LMQ_EINVALID,
+                          "the selector must be an integer type or {except = type >= 1}");
   if (!default_max && (maxsize < 1 || maxsize > INT_MAX))
     return lmq_fail_queue(L, op, q, LMQ_EINVALID, "maxsize must be an integer within 1 .. 2^31-1");
   return lmq_fail_queue(L, op, q, LMQ_EDENIED, "the handle is write-only");

@@ -12,6 +12,10 @@
 int lmq_poll_send(lua_State *L);
 int lmq_poll_receive(lua_State *L);
 
+/* The receive selector at `arg` (nil, an integer type or {except = t}) as
+ * msgrcv's msgtyp and msgflg: 1, 0 for a bad value, -1 without MSG_EXCEPT. */
+int lmq_opt_selector(lua_State *L, int arg, long *msgtyp, int *msgflg);
+
 /* Add send/receive/peek to the methods table at `methods` and the polls to the
  * module table at `module`. */
 void lmq_transfer_register(lua_State *L, int methods, int module);

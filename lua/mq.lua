@@ -16,13 +16,16 @@ local error, type, tostring, getmetatable = error, type, tostring, getmetatable
 local mq = {
   new = core.new,
   open = core.open,
+  open_id = core.open_id,
   destroy = core.destroy,
+  list = core.list,
   ftok = core.ftok,
   limits = core.limits,
   O_RDONLY = core.O_RDONLY,
   O_WRONLY = core.O_WRONLY,
   O_RDWR = core.O_RDWR,
   O_NONBLOCK = core.O_NONBLOCK,
+  O_CREAT = core.O_CREAT,
   PRIVATE = core.PRIVATE,
   _VERSION = core._VERSION,
 }
@@ -58,6 +61,13 @@ local function check_type(v, n, fname, want, optional)
   local t = type(v)
   if t == want or (optional and v == nil) or (want == "string" and t == "number") then return end
   argerror(n, fname, ("%s expected, got %s"):format(want, v == nil and "no value" or t))
+end
+
+-- A receive selector: nil, an integer type, or {except = type} (checked in C).
+local function check_selector(v, n, fname)
+  local t = type(v)
+  if v == nil or t == "number" or t == "table" then return end
+  argerror(n, fname, ("integer or {except = type} expected, got %s"):format(t))
 end
 
 -- nil, message, "closed" naming `op` when q is closed; true otherwise.
@@ -128,7 +138,7 @@ end
 
 --- q:receive_timeout(timeout [, mtype [, maxsize]]) -> data, mtype | nil, message, code
 function methods.receive_timeout(q, timeout, mtype, maxsize)
-  check_type(mtype, 2, "receive_timeout", "number", true)
+  check_selector(mtype, 2, "receive_timeout")
   check_type(maxsize, 3, "receive_timeout", "number", true)
   local deadline, msg, code = deadline_of(q, timeout, 1, "receive_timeout")
   if not deadline then return nil, msg, code end
@@ -144,7 +154,7 @@ end
 -- Any other failure raises, since a for loop cannot return it.
 function methods.messages(q, timeout, mtype)
   check_type(timeout, 1, "messages", "number", true)
-  check_type(mtype, 2, "messages", "number", true)
+  check_selector(mtype, 2, "messages")
   local ok, msg, code = check_open(q, "messages")
   if not ok then return nil, msg, code end
   timeout = timeout or 0
@@ -171,7 +181,7 @@ end
 
 function mq.select(handles, timeout, mtype)
   check_type(handles, 1, "select", "table")
-  check_type(mtype, 3, "select", "number", true)
+  check_selector(mtype, 3, "select")
   for i = 1, #handles do
     if getmetatable(handles[i]) ~= queue_mt then
       argerror(1, "select", ("handle expected at index %d, got %s"):format(i, type(handles[i])))

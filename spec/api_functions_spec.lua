@@ -14,7 +14,7 @@ end
 
 -- A flag bit that is none of the module's own.
 local function unknown_flag_bit()
-  local known = mq.O_RDONLY | mq.O_WRONLY | mq.O_RDWR | mq.O_NONBLOCK
+  local known = mq.O_RDONLY | mq.O_WRONLY | mq.O_RDWR | mq.O_NONBLOCK | mq.O_CREAT
   for i = 0, 30 do
     if known & (1 << i) == 0 then return 1 << i end
   end

@@ -74,12 +74,22 @@ local PERM = join(expect("raise", wrong_types(true)), expect("invalid", FRACTION
 }))
 
 local FLAGS = integer_arg(true, {
-  { "8", 8 }, { "16", 16 }, { "0x100", 0x100 }, { "-1", -1 }, { "mininteger", math.mininteger },
+  { "16", 16 }, { "32", 32 }, { "0x100", 0x100 }, { "-1", -1 }, { "mininteger", math.mininteger },
   { "maxinteger", math.maxinteger },
 })
 
 local SEND_TYPE = integer_arg(true, { { "0", 0 }, { "-1", -1 }, { "mininteger", math.mininteger } })
-local RECV_TYPE = integer_arg(true)
+-- A receive selector is an integer type or a table {except = type >= 1}: any other table is
+-- a bad value of the right type.
+local NON_TABLES = {}
+for _, c in ipairs(wrong_types(true)) do
+  if c[1] ~= "a table" then NON_TABLES[#NON_TABLES + 1] = c end
+end
+local RECV_TYPE = join(expect("raise", join(NON_TABLES, NON_NUMBERS)),
+  expect("invalid", join(FRACTIONS, {
+    { "{}", {} }, { "{except = 0}", { except = 0 } }, { "{except = -1}", { except = -1 } },
+    { "{except = 1.5}", { except = 1.5 } }, { '{except = "1"}', { except = "1" } },
+    { "{except = mininteger}", { except = math.mininteger } } })))
 local MAXSIZE = integer_arg(true, {
   { "0", 0 }, { "-1", -1 }, { "2^31", 1 << 31 }, { "2^32", 1 << 32 }, { "2^40", 1 << 40 },
   { "maxinteger", math.maxinteger }, { "mininteger", math.mininteger },

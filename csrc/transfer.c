@@ -35,8 +35,8 @@ enum wait_mode { WAIT_PER_HANDLE, POLL };
  * Make q's buffer hold `need` payload bytes: 0 when it does, else the pushed
  * failure's result count.
  */
-static int reserve(lua_State *L, lmq_queue *q, const char *op, size_t need) {
-  int r = lmq_handle_reserve(L, 1, q, need);
+static int reserve(lua_State *L, int qidx, lmq_queue *q, const char *op, size_t need) {
+  int r = lmq_handle_reserve(L, qidx, q, need);
   if (r == 0) return 0;
   if (r == LMQ_ECLOSED) return lmq_fail_closed(L, op, q);
   return lmq_fail_queue(L, op, q, LMQ_ESYSTEM, "out of memory for the message buffer");
@@ -70,6 +70,7 @@ static int opt_integer(lua_State *L, int arg, lua_Integer def, lua_Integer *v) {
  */
 int lmq_opt_selector(lua_State *L, int arg, long *msgtyp, int *msgflg) {
   lua_Integer t = 0;
+  arg = lua_absindex(L, arg);
   *msgflg = 0;
   if (lua_type(L, arg) == LUA_TTABLE) {
     int ok, isint;
@@ -145,7 +146,7 @@ static int send_message(lua_State *L, enum wait_mode mode) {
     return lmq_fail_queue(L, op_name(L, mode, "send"), q, LMQ_ETOOBIG,
                           "the message is larger than msgmax");
   if (q->buf == NULL || len > q->bufcap) {
-    int r = reserve(L, q, op_name(L, mode, "send"), len > FIRST_BUFFER ? len : FIRST_BUFFER);
+    int r = reserve(L, 1, q, op_name(L, mode, "send"), len > FIRST_BUFFER ? len : FIRST_BUFFER);
     if (r != 0) return r;
   }
   q->buf->mtype = (long)mtype;
@@ -180,14 +181,14 @@ static int receive_failed(lua_State *L, const lmq_queue *q, const char *op, int 
  * buffer but within maxsize. E2BIG leaves the message queued, so nothing is
  * lost; a message longer than maxsize is reported as toobig.
  */
-static int receive_into(lua_State *L, lmq_queue *q, const char *op, long msgtyp, size_t maxsize,
-                        int default_max, int flags, enum wait_mode mode) {
+static int receive_into(lua_State *L, int qidx, lmq_queue *q, const char *op, long msgtyp,
+                        size_t maxsize, int default_max, int flags, enum wait_mode mode) {
   size_t first = maxsize < FIRST_BUFFER ? maxsize : FIRST_BUFFER;
   /* bufcap is 0 without a buffer. cppcheck takes maxsize for 0 from msgmax's initial
    * cache value, which lmq_msgmax() replaces before any call gets here. */
   /* cppcheck-suppress knownConditionTrueFalse */
   if (q->bufcap < first) {
-    int r = reserve(L, q, op, first);
+    int r = reserve(L, qidx, q, op, first);
     if (r != 0) return r;
   }
   for (;;) {
@@ -206,7 +207,7 @@ static int receive_into(lua_State *L, lmq_queue *q, const char *op, long msgtyp,
     err = errno;
     if (err != E2BIG) return receive_failed(L, q, op, err, mode);
     if (want < maxsize) {
-      int r = reserve(L, q, op, want > maxsize / 4 ? maxsize : want * 4);
+      int r = reserve(L, qidx, q, op, want > maxsize / 4 ? maxsize : want * 4);
       if (r != 0) return r;
       continue;
     }
@@ -240,7 +241,7 @@ static int receive_message(lua_State *L, enum wait_mode mode) {
       (q->flags & LMQ_O_RDONLY)) {
     int flags = msgflg | ((mode == POLL || (q->flags & LMQ_O_NONBLOCK)) ? IPC_NOWAIT : 0);
     if (default_max) maxsize = LMQ_MSGMAX();
-    return receive_into(L, q, op_name(L, mode, "receive"), msgtyp, (size_t)maxsize,
+    return receive_into(L, 1, q, op_name(L, mode, "receive"), msgtyp, (size_t)maxsize,
                         default_max, flags, mode);
   }
   op = op_name(L, mode, "receive");
@@ -266,7 +267,7 @@ static int q_peek(lua_State *L) {
     return lmq_fail_queue(L, op, q, LMQ_EINVALID, "the index must be an integer >= 0");
   if (!(q->flags & LMQ_O_RDONLY))
     return lmq_fail_queue(L, op, q, LMQ_EDENIED, "the handle is write-only");
-  return receive_into(L, q, op, (long)index, (size_t)lmq_msgmax(0), 1, MSG_COPY | IPC_NOWAIT,
+  return receive_into(L, 1, q, op, (long)index, (size_t)lmq_msgmax(0), 1, MSG_COPY | IPC_NOWAIT,
                       WAIT_PER_HANDLE);
 }
 
@@ -277,6 +278,13 @@ static int q_send(lua_State *L) { return send_message(L, WAIT_PER_HANDLE); }
 static int q_receive(lua_State *L) { return receive_message(L, WAIT_PER_HANDLE); }
 
 int lmq_poll_send(lua_State *L) { return send_message(L, POLL); }
+
+int lmq_try_receive(lua_State *L, int qidx, lmq_queue *q, long msgtyp, int msgflg,
+                    const char *op) {
+  if (q->id < 0) return lmq_fail_closed(L, op, q);
+  if (!(q->flags & LMQ_O_RDONLY)) return lmq_fail_queue(L, op, q, LMQ_EDENIED, "the handle is write-only");
+  return receive_into(L, qidx, q, op, msgtyp, (size_t)LMQ_MSGMAX(), 1, msgflg | IPC_NOWAIT, POLL);
+}
 int lmq_poll_receive(lua_State *L) { return receive_message(L, POLL); }
 
 static const luaL_Reg transfer_methods[] = {

@@ -12,6 +12,12 @@
 int lmq_poll_send(lua_State *L);
 int lmq_poll_receive(lua_State *L);
 
+/* One IPC_NOWAIT receive on the handle q at stack index qidx with the default
+ * maxsize, for select: pushes data, type (2), false (1), or a failure (3). */
+struct lmq_queue;
+int lmq_try_receive(lua_State *L, int qidx, struct lmq_queue *q, long msgtyp, int msgflg,
+                    const char *op);
+
 /* The receive selector at `arg` (nil, an integer type or {except = t}) as
  * msgrcv's msgtyp and msgflg: 1, 0 for a bad value, -1 without MSG_EXCEPT. */
 int lmq_opt_selector(lua_State *L, int arg, long *msgtyp, int *msgflg);

@@ -7,7 +7,7 @@
 local core = require "mq.core"
 
 local poll_send, poll_receive = core.poll_send, core.poll_receive
-local wait_send, wait_receive = core.wait_send, core.wait_receive
+local wait_send, wait_receive, wait_select = core.wait_send, core.wait_receive, core.wait_select
 local monotonic, sleep = core.monotonic, core.sleep
 local isyieldable, yield = coroutine.isyieldable, coroutine.yield
 local huge, tointeger = math.huge, math.tointeger
@@ -53,8 +53,23 @@ end
 
 local waiter = default_waiter
 
+-- Errors point at the caller's line, as the C functions' do: the first stack
+-- level outside this file (found through debug when the host has it).
+local SELF = debug and debug.getinfo(1, "S").source
+local getinfo = debug and debug.getinfo
+
+local function raise(msg)
+  local level = 2
+  while getinfo do
+    local info = getinfo(level, "S")
+    if info == nil or info.source ~= SELF then break end
+    level = level + 1
+  end
+  error(msg, level)
+end
+
 local function argerror(n, fname, msg)
-  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
+  raise(("bad argument #%d to '%s' (%s)"):format(n, fname, msg))
 end
 
 local function check_type(v, n, fname, want, optional)
@@ -100,7 +115,12 @@ end
 local function poll_until(op, q, deadline, timeout, attempt, a, b, wait)
   if wait and waiter == default_waiter and not isyieldable() then
     while true do
-      local r1, r2, r3 = wait(q, a, b, op, deadline, poll.spins, poll.min, poll.max)
+      local r1, r2, r3
+      if wait == wait_select then
+        r1, r2, r3 = wait(q, a, op, deadline, poll.spins, poll.min, poll.max)
+      else
+        r1, r2, r3 = wait(q, a, b, op, deadline, poll.spins, poll.min, poll.max)
+      end
       if r1 ~= false then return r1, r2, r3 end
       if r2 == "deadline" then return timed_out(op, q, timeout) end
       -- A signal cut a sleep short: back in Lua, a hook (lua.c's Ctrl-C) can run.
@@ -168,37 +188,44 @@ function methods.messages(q, timeout, mtype)
 end
 
 --- mq.select(handles, timeout [, mtype]) -> handle, data, mtype | nil, message, code
--- The first queue to yield a message, tried in list order at each poll.
-local function select_attempt(handles, mtype, _, op)
-  for i = 1, #handles do
-    local q = handles[i]
-    local data, t, code = poll_receive(q, mtype, nil, op)
-    if data then return q, data, t end
-    if data == nil then return nil, t, code end
-  end
-  return false
+-- The first queue to yield a message, tried in list order at each poll. An
+-- entry is a handle or {handle, selector}; `mtype` is the others' selector.
+local function select_attempt(list, mtype, _, op)
+  local r1, r2, r3 = wait_select(list, mtype, op, -huge, 0, 1, 1)   -- one round
+  if r1 == false then return false end
+  return r1, r2, r3
+end
+
+local function select_handle(e)
+  if getmetatable(e) ~= queue_mt and type(e) == "table" then return e[1], e[2] end
+  return e
 end
 
 function mq.select(handles, timeout, mtype)
   check_type(handles, 1, "select", "table")
   check_selector(mtype, 3, "select")
   for i = 1, #handles do
-    if getmetatable(handles[i]) ~= queue_mt then
-      argerror(1, "select", ("handle expected at index %d, got %s"):format(i, type(handles[i])))
+    local h, selector = select_handle(handles[i])
+    if getmetatable(h) ~= queue_mt then
+      argerror(1, "select", ("handle or {handle, selector} expected at index %d, got %s"):format(i,
+        type(handles[i])))
     end
+    check_selector(selector, 1, "select")
   end
   check_type(timeout, 2, "select", "number")
   if #handles == 0 then return nil, "select: no queues given", "invalid" end
   if timeout ~= timeout then   -- closed comes before invalid; nothing is received
     for i = 1, #handles do
-      if not handles[i]:id() then
-        return nil, ("select %s: the handle is closed"):format(tostring(handles[i])), "closed"
+      local h = select_handle(handles[i])
+      if not h:id() then
+        return nil, ("select %s: the handle is closed"):format(tostring(h)), "closed"
       end
     end
     return nil, "select: the timeout is NaN", "invalid"
   end
   local deadline = (timeout < 0 or timeout == huge) and huge or monotonic() + timeout
-  local r1, r2, r3 = poll_until("select", handles, deadline, timeout, select_attempt, mtype)
+  local r1, r2, r3 = poll_until("select", handles, deadline, timeout, select_attempt, mtype, nil,
+    wait_select)
   if r1 == nil and r3 == "timeout" then
     return nil, ("select over %d queues: timed out after %g s"):format(#handles, timeout), "timeout"
   end

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -14,8 +15,17 @@
 #include "lauxlib.h"
 
 #include "handle.h"
+#include "ready.h"
 
 uintptr_t lmq_seal_key;
+
+/* One readiness helper of a handle; `user` for q:arm's. */
+struct lmq_watch {
+  lmq_ready *ready;
+  int fd;
+  int user;
+  struct lmq_watch *next;
+};
 
 static pthread_once_t seal_once = PTHREAD_ONCE_INIT;
 
@@ -53,6 +63,7 @@ lmq_queue *lmq_handle_push(lua_State *L, const char *path, size_t pathlen, size_
   q->kind = LMQ_BY_KEY;
   q->buf = NULL;
   q->bufcap = 0;
+  q->watches = NULL;
   q->name_off = pathlen - namelen;
   if (pathlen > 0) memcpy(q->path, path, pathlen);
   q->path[pathlen] = '\0';
@@ -94,14 +105,118 @@ int lmq_handle_reserve(lua_State *L, int idx, lmq_queue *q, size_t need) {
   return 0;
 }
 
+static void free_watch(struct lmq_watch *w) {
+  (void)lmq_ready_free(w->ready);   /* joins the helper, puts a taken message back */
+  free(w);
+}
+
 void lmq_handle_close(lua_State *L, int idx, lmq_queue *q) {
+  struct lmq_watch *w = q->watches;
   q->id = -1;
   q->buf = NULL;
   q->bufcap = 0;
+  q->watches = NULL;
+  while (w != NULL) {
+    struct lmq_watch *next = w->next;
+    free_watch(w);
+    w = next;
+  }
   if (idx != 0) {                  /* from __gc the buffer is garbage with the handle */
     lua_pushnil(L);
     lua_setiuservalue(L, idx, 1);
   }
+}
+
+/* The helper with `fd`, or q:arm's when fd is -1 and `user`; NULL if none. */
+static struct lmq_watch *find_watch(const lmq_queue *q, int fd, int user) {
+  struct lmq_watch *w;
+  for (w = q->watches; w != NULL; w = w->next)
+    if (user ? w->user : (!w->user && w->fd == fd)) return w;
+  return NULL;
+}
+
+static struct lmq_watch *new_watch(lmq_queue *q, int user) {
+  struct lmq_watch *w = (struct lmq_watch *)malloc(sizeof *w);
+  if (w == NULL) return NULL;
+  w->ready = lmq_ready_new(q->id);
+  w->fd = w->ready != NULL ? lmq_ready_fd(w->ready) : -1;
+  if (w->fd < 0) {
+    int err = errno;
+    (void)lmq_ready_free(w->ready);
+    free(w);
+    errno = err;
+    return NULL;
+  }
+  w->user = user;
+  w->next = q->watches;
+  q->watches = w;
+  return w;
+}
+
+static void unlink_watch(lmq_queue *q, const struct lmq_watch *gone) {
+  struct lmq_watch **p;
+  for (p = &q->watches; *p != NULL; p = &(*p)->next)
+    if (*p == gone) {
+      *p = gone->next;
+      return;
+    }
+}
+
+static int arm(struct lmq_watch *w, long msgtyp, int msgflg) {
+  if (w == NULL) return -1;
+  if (lmq_ready_arm(w->ready, msgtyp, msgflg) != 0) return -1;
+  return w->fd;
+}
+
+int lmq_handle_arm(lmq_queue *q, int fd, long msgtyp, int msgflg) {
+  struct lmq_watch *w;
+  if (q->id < 0) {
+    errno = EBADF;
+    return -1;
+  }
+  w = fd >= 0 ? find_watch(q, fd, 0) : NULL;
+  if (w == NULL) w = new_watch(q, 0);
+  fd = arm(w, msgtyp, msgflg);
+  if (fd < 0 && w != NULL) {             /* the caller polls instead: drop the helper */
+    int err = errno;
+    unlink_watch(q, w);
+    free_watch(w);
+    errno = err;
+  }
+  return fd;
+}
+
+void lmq_handle_disarm(lmq_queue *q, int fd) {
+  struct lmq_watch *w = fd >= 0 ? find_watch(q, fd, 0) : NULL;
+  if (w == NULL) return;
+  unlink_watch(q, w);
+  free_watch(w);
+}
+
+int lmq_handle_arm_user(lmq_queue *q, long msgtyp, int msgflg) {
+  struct lmq_watch *w;
+  if (q->id < 0) {
+    errno = EBADF;
+    return -1;
+  }
+  w = find_watch(q, -1, 1);
+  if (w == NULL) w = new_watch(q, 1);
+  return arm(w, msgtyp, msgflg);
+}
+
+void lmq_handle_disarm_user(lmq_queue *q) {
+  struct lmq_watch *w = find_watch(q, -1, 1);
+  if (w == NULL) return;
+  unlink_watch(q, w);
+  free_watch(w);
+}
+
+int lmq_handle_take_stashed(lmq_queue *q, long msgtyp, int msgflg, int blocking, long *mtype) {
+  struct lmq_watch *w;
+  for (w = q->watches; w != NULL; w = w->next)
+    if (lmq_ready_pending(w->ready) && lmq_ready_take(w->ready, msgtyp, msgflg, mtype)) return 1;
+  if (blocking && (w = find_watch(q, -1, 1)) != NULL) lmq_ready_stop(w->ready);
+  return 0;
 }
 
 void lmq_describe(const lmq_queue *q, char *out, size_t outsz) {

@@ -1,7 +1,8 @@
 /*
  * The queue handle: a full userdata holding the queue id, the open mode, the
- * message buffer and (for a name) the key file path. It owns its buffer;
- * closing releases it and never removes the queue. Depends on errors.h.
+ * message buffer, the readiness helper and (for a name) the key file path. It
+ * owns its buffer and its helper; closing releases both and never removes the
+ * queue. Depends on errors.h and ready.h.
  */
 #ifndef LMQ_HANDLE_H
 #define LMQ_HANDLE_H
@@ -35,6 +36,8 @@ typedef struct lmq_msg {
 /* Bytes of lmq_msg needed to carry `len` payload bytes. */
 #define LMQ_MSG_SIZE(len) (offsetof(lmq_msg, mtext) + (len))
 
+struct lmq_watch;
+
 typedef struct lmq_queue {
   uintptr_t seal;           /* this block's address mixed with a secret: see lmq_to_queue */
   int id;                   /* msqid, -1 until opened and once closed */
@@ -43,6 +46,7 @@ typedef struct lmq_queue {
   enum lmq_kind kind;
   lmq_msg *buf;             /* the buffer userdata in user value 1, NULL until needed */
   size_t bufcap;            /* payload bytes buf can hold */
+  struct lmq_watch *watches;  /* readiness helpers of the waits on q, and of q:arm */
   size_t name_off;          /* offset of the name within path[] (names only) */
   char path[1];             /* NUL-terminated key file path; empty without a name */
 } lmq_queue;
@@ -95,8 +99,34 @@ void lmq_handle_bind(lmq_queue *q, int id, int flags, key_t key, enum lmq_kind k
  */
 int lmq_handle_reserve(lua_State *L, int idx, lmq_queue *q, size_t need);
 
-/* Close q (the handle at idx, or 0 from __gc): the buffer goes, the queue stays. */
+/* Close q (the handle at idx, or 0 from __gc): the buffer and the helper go, the
+ * queue stays. */
 void lmq_handle_close(lua_State *L, int idx, lmq_queue *q);
+
+/*
+ * Readiness (ready.c). Every wait on q has a helper of its own (two coroutines
+ * may wait on one handle with different selectors), and q:arm one more; the
+ * handle keeps them all, so that a receive finds a 0-byte message any of them
+ * took and closing stops them.
+ *
+ * lmq_handle_arm arms the wait's helper whose fd is `fd`, or a new one when fd
+ * is -1, for a selector, and returns its fd: readable when a matching message
+ * may be there or the queue is gone. -1 with errno when no helper can watch
+ * (the caller polls instead). lmq_handle_disarm ends the wait of helper `fd`
+ * (nothing if close already did).
+ */
+int lmq_handle_arm(lmq_queue *q, int fd, long msgtyp, int msgflg);
+void lmq_handle_disarm(lmq_queue *q, int fd);
+
+/* q:arm's helper: armed (made first if needed), its fd returned; q:disarm's: freed. */
+int lmq_handle_arm_user(lmq_queue *q, long msgtyp, int msgflg);
+void lmq_handle_disarm_user(lmq_queue *q);
+
+/* Before a receive with this selector: 1 with *mtype when a helper of q took a
+ * matching 0-byte message (it is the receive's). A `blocking` receive also
+ * stops q:arm's helper, which would otherwise compete with it for the next
+ * 0-byte message (q:arm again afterwards). */
+int lmq_handle_take_stashed(lmq_queue *q, long msgtyp, int msgflg, int blocking, long *mtype);
 
 /* mq.queue(name=jobs, id=3), (key=0x00001234, id=3), (private, id=3), (id=3), (closed). */
 void lmq_describe(const lmq_queue *q, char *out, size_t outsz);

@@ -40,13 +40,13 @@ LUAMQ_EXPORT int luaopen_mq_core(lua_State *L) {
   lmq_transfer_register(L, methods, module);
   lmq_address_register(L, methods, module);
   lmq_control_register(L, methods);
+  lmq_wait_register(L, module, methods);
   lua_setfield(L, module, "methods");       /* mq.lua adds the timed methods here */
   lua_setfield(L, module, "metatable");     /* lets mq.select tell a handle apart */
   lua_pushcfunction(L, lmq_limits);
   lua_setfield(L, module, "limits");
   lmq_listing_register(L);
   lmq_clock_register(L);
-  lmq_wait_register(L);
   lmq_push_codes(L);
   lua_setfield(L, -2, "codes");
   set_integer(L, "O_RDONLY", LMQ_O_RDONLY);

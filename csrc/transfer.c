@@ -184,6 +184,16 @@ static int receive_failed(lua_State *L, const lmq_queue *q, const char *op, int 
 static int receive_into(lua_State *L, int qidx, lmq_queue *q, const char *op, long msgtyp,
                         size_t maxsize, int default_max, int flags, enum wait_mode mode) {
   size_t first = maxsize < FIRST_BUFFER ? maxsize : FIRST_BUFFER;
+  if (q->watches != NULL && !(flags & MSG_COPY)) {
+    /* A 0-byte message a readiness helper took (it fits the helper's 0-byte
+     * buffer) is this handle's next message. */
+    long mtype;
+    if (lmq_handle_take_stashed(q, msgtyp, flags, !(flags & IPC_NOWAIT), &mtype)) {
+      lua_pushliteral(L, "");
+      lua_pushinteger(L, (lua_Integer)mtype);
+      return 2;
+    }
+  }
   /* bufcap is 0 without a buffer. cppcheck takes maxsize for 0 from msgmax's initial
    * cache value, which lmq_msgmax() replaces before any call gets here. */
   /* cppcheck-suppress knownConditionTrueFalse */

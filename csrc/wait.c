@@ -1,12 +1,20 @@
 /*
- * The back-off loop of the timed calls, in C. The Lua layer uses it when the
+ * Waiting in C for the timed calls. The Lua layer runs these loops when the
  * waiter is the default one and the caller is not in a coroutine, where the
- * default waiter would only sleep in C anyway: the same polls and sleeps as
- * the Lua loop, without running the interpreter on every wake-up.
+ * default waiter would only sleep in C anyway.
+ *
+ * A receive (and select) that finds nothing arms the handle's readiness
+ * helper (ready.c) and sleeps in ppoll on its fd until a message may be there,
+ * the queue is gone, or the deadline: no CPU while idle, a wake-up within
+ * tens of microseconds. Without helpers (switched off, or none could start)
+ * and for sends (a full queue gives no signal) the loop polls with a back-off
+ * instead. Either way a wait that ends disarms the helpers it armed.
  */
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <string.h>
 #include <time.h>
 
 #include "lauxlib.h"
@@ -53,49 +61,102 @@ static double check_time(lua_State *L, int arg) {
   return v;
 }
 
-/*
- * wait(q, a, b, op, deadline, spins, min, max): poll(q, a, b, op) until it
- * gives something other than false; between polls, `spins` immediate
- * retries, then sleeps from `min` seconds doubling to `max`, never past
- * `deadline` (monotonic seconds, may be inf). Returns what the poll gave, or
- * false, "deadline" once it has passed, or false, "signal" when the Lua hook
- * changed (a signal handler wants Lua to run: lua.c's Ctrl-C).
- */
-static int wait_with(lua_State *L, lua_CFunction poll) {
-  double deadline = check_time(L, 5);
-  lua_Integer spins = luaL_checkinteger(L, 6);
-  double step = check_time(L, 7);
-  double cap = check_time(L, 8);
-  lua_Integer tries = 0;
-  lmq_hook hook;
-  luaL_argcheck(L, spins >= 0, 6, "spins must be >= 0");
-  luaL_argcheck(L, step > 0 && isfinite(step), 7, "min must be > 0 and finite");
-  luaL_argcheck(L, cap >= step && isfinite(cap), 8, "max must be >= min and finite");
-  lmq_hook_save(L, &hook);
-  for (;;) {
-    int n = poll(L);
-    double now;
-    if (n != 1 || !lua_isboolean(L, -1) || lua_toboolean(L, -1)) return n;
-    lua_pop(L, 1);
-    now = lmq_now();
-    if (now >= deadline) {
-      lua_pushboolean(L, 0);
-      lua_pushliteral(L, "deadline");
-      return 2;
-    }
-    if (lmq_hook_changed(L, &hook)) break;
-    if (++tries <= spins) continue;
-    if (lmq_block(L, &hook, NULL, 0, step < deadline - now ? step : deadline - now)) break;
-    step *= 2;
-    if (step > cap) step = cap;
-  }
+/* The back-off settings at args first .. first+3: deadline, spins, min, max. */
+typedef struct backoff {
+  double deadline, step, cap;
+  lua_Integer spins, tries;
+} backoff;
+
+static void check_backoff(lua_State *L, int first, backoff *b) {
+  b->deadline = check_time(L, first);
+  b->spins = luaL_checkinteger(L, first + 1);
+  b->step = check_time(L, first + 2);
+  b->cap = check_time(L, first + 3);
+  b->tries = 0;
+  luaL_argcheck(L, b->spins >= 0, first + 1, "spins must be >= 0");
+  luaL_argcheck(L, b->step > 0 && isfinite(b->step), first + 2, "min must be > 0 and finite");
+  luaL_argcheck(L, b->cap >= b->step && isfinite(b->cap), first + 3,
+                "max must be >= min and finite");
+}
+
+/* What a round of polls that found nothing leads to. */
+enum next { AGAIN, DEADLINE, SIGNAL };
+
+/* After an empty round: the deadline, a changed hook, a spin, or a sleep,
+ * on `fds` when given (readiness), else a back-off step. */
+static enum next pause_round(lua_State *L, const lmq_hook *h, backoff *b, struct pollfd *fds, int nfds) {
+  double now = lmq_now(), left = b->deadline - now;
+  if (now >= b->deadline) return DEADLINE;
+  if (lmq_hook_changed(L, h)) return SIGNAL;
+  if (++b->tries <= b->spins) return AGAIN;
+  if (fds != NULL) return lmq_block(L, h, fds, nfds, left) ? SIGNAL : AGAIN;
+  if (lmq_block(L, h, NULL, 0, b->step < left ? b->step : left)) return SIGNAL;
+  b->step *= 2;
+  if (b->step > b->cap) b->step = b->cap;
+  return AGAIN;
+}
+
+static int ended(lua_State *L, enum next why) {
   lua_pushboolean(L, 0);
-  lua_pushliteral(L, "signal");
+  if (why == DEADLINE)
+    lua_pushliteral(L, "deadline");
+  else
+    lua_pushliteral(L, "signal");
   return 2;
 }
 
-/* Entry i of select's list: the handle, and its selector (the entry's own, or
- * the default at index 2), checked and pushed: handle at the returned index. */
+/*
+ * wait(q, a, b, op, deadline, spins, min, max [, helpers]): poll(q, a, b, op)
+ * until it gives something other than false; between polls, `spins`
+ * immediate retries, then sleeps: on q's readiness when `helpers` (receives
+ * only), else from `min` seconds doubling to `max`; never past `deadline`
+ * (monotonic seconds, may be inf). Returns what the poll gave, or false,
+ * "deadline" once it has passed, or false, "signal" when the Lua hook changed
+ * (a signal handler wants Lua to run: lua.c's Ctrl-C).
+ */
+static int wait_with(lua_State *L, lua_CFunction poll, int receive) {
+  lmq_queue *q = lmq_check_queue(L, 1);
+  backoff b;
+  lmq_hook hook;
+  long msgtyp = 0;
+  int msgflg = 0, watch, n, fd = -1;
+  struct pollfd pfd;
+  check_backoff(L, 5, &b);
+  watch = receive && lua_toboolean(L, 9) && lmq_opt_selector(L, 2, &msgtyp, &msgflg) == 1;
+  lua_settop(L, 8);
+  lmq_hook_save(L, &hook);
+  for (;;) {
+    enum next why;
+    n = poll(L);
+    if (n != 1 || !lua_isboolean(L, -1) || lua_toboolean(L, -1)) break;
+    lua_pop(L, 1);
+    pfd.fd = -1;
+    if (watch && b.tries >= b.spins) {
+      /* Armed again each round: a helper that fired for a message someone else
+       * took waits anew; one still waiting costs nothing. */
+      pfd.fd = fd = lmq_handle_arm(q, fd, msgtyp, msgflg);
+      pfd.events = POLLIN;
+      if (pfd.fd < 0) watch = 0;         /* no helper: poll from here on */
+    }
+    why = pause_round(L, &hook, &b, pfd.fd >= 0 ? &pfd : NULL, 1);
+    if (why != AGAIN) {
+      n = ended(L, why);
+      break;
+    }
+  }
+  lmq_handle_disarm(q, fd);              /* nothing if a finalizer closed q meanwhile */
+  return n;
+}
+
+/** core.wait_send(q, data, mtype, op, deadline, spins, min, max). */
+static int wait_send(lua_State *L) { return wait_with(L, lmq_poll_send, 0); }
+
+/** core.wait_receive(q, selector, maxsize, op, deadline, spins, min, max, helpers). */
+static int wait_receive(lua_State *L) { return wait_with(L, lmq_poll_receive, 1); }
+
+/* Entry i of select's list: its handle pushed on the stack, and its selector
+ * (the entry's own, or the default at index 2) parsed into *msgtyp and *msgflg;
+ * *ok as lmq_opt_selector says. */
 static lmq_queue *select_entry(lua_State *L, lua_Integer i, long *msgtyp, int *msgflg, int *ok) {
   lmq_queue *q;
   int sel = 2;
@@ -120,74 +181,215 @@ static lmq_queue *select_entry(lua_State *L, lua_Integer i, long *msgtyp, int *m
   return q;
 }
 
+#define SELECT_TOP 8   /* the stack: select's 7 arguments, then its pollfd array */
+
+/* One round of select: 0 when no queue had a message (stack back at SELECT_TOP),
+ * else the count of results pushed. With fds, also arm each queue into fds[i-1]:
+ * false if one could not be armed. */
+static int select_round(lua_State *L, lua_Integer n, const char *op, struct pollfd *fds,
+                        int *armed) {
+  lua_Integer i;
+  for (i = 1; i <= n; i++) {
+    long msgtyp = 0;
+    int msgflg = 0, ok, r;
+    lmq_queue *q = select_entry(L, i, &msgtyp, &msgflg, &ok);
+    if (ok != 1) {
+      if (q->id < 0) return lmq_fail_closed(L, op, q);
+      if (ok == -1)
+        return lmq_fail_queue(L, op, q, LMQ_EUNSUPPORTED, "this system lacks MSG_EXCEPT");
+      return lmq_fail_queue(L, op, q, LMQ_EINVALID,
+                            "the selector must be an integer type or {except = type >= 1}");
+    }
+    r = lmq_try_receive(L, lua_gettop(L), q, msgtyp, msgflg, op);
+    if (r != 1) return 3;                  /* handle, data, type; or nil, message, code */
+    if (fds != NULL && *armed) {
+      fds[i - 1].fd = lmq_handle_arm(q, fds[i - 1].fd, msgtyp, msgflg);
+      fds[i - 1].events = POLLIN;
+      if (fds[i - 1].fd < 0) *armed = 0;
+    }
+    lua_settop(L, SELECT_TOP);             /* false: the next queue */
+  }
+  return 0;
+}
+
+/* Disarm the helpers select armed (fds[i-1] for entry i), leaving the stack as
+ * it was. Entries are not checked again: one a finalizer replaced meanwhile is
+ * skipped, and its helper goes when its handle closes. */
+static void select_disarm(lua_State *L, lua_Integer n, const struct pollfd *fds) {
+  lua_Integer i;
+  if (fds == NULL) return;
+  for (i = 1; i <= n; i++) {
+    lmq_queue *q;
+    if (lua_rawgeti(L, 1, i) == LUA_TTABLE && lmq_to_queue(L, -1) == NULL) {
+      lua_rawgeti(L, -1, 1);
+      lua_remove(L, -2);
+    }
+    q = lmq_to_queue(L, -1);
+    if (q != NULL) lmq_handle_disarm(q, fds[i - 1].fd);
+    lua_pop(L, 1);
+  }
+}
+
 /*
- * wait_select(list, selector, op, deadline, spins, min, max): the first queue
- * of the list to yield a message, tried in list order at each round; the
- * rounds back off as wait() does. Returns handle, data, type; or the failure
- * of the first entry that cannot be polled; or false, "deadline" / "signal".
+ * wait_select(list, selector, op, deadline, spins, min, max [, helpers]): the
+ * first queue of the list to yield a message, tried in list order at each
+ * round; between rounds, sleeps on every queue's readiness at once (helpers),
+ * or backs off as wait() does. Returns handle, data, type; or the failure of
+ * the first entry that cannot be polled; or false, "deadline" / "signal".
  */
 static int wait_select(lua_State *L) {
   const char *op = luaL_checkstring(L, 3);
-  double deadline = check_time(L, 4);
-  lua_Integer spins = luaL_checkinteger(L, 5);
-  double step = check_time(L, 6);
-  double cap = check_time(L, 7);
-  lua_Integer tries = 0, n, i;
+  int helpers = lua_toboolean(L, 8), armed = 0, n = 0;
+  struct pollfd *fds = NULL;
+  lua_Integer count;
+  backoff b;
   lmq_hook hook;
   luaL_checktype(L, 1, LUA_TTABLE);
-  luaL_argcheck(L, spins >= 0, 5, "spins must be >= 0");
-  luaL_argcheck(L, step > 0 && isfinite(step), 6, "min must be > 0 and finite");
-  luaL_argcheck(L, cap >= step && isfinite(cap), 7, "max must be >= min and finite");
-  n = (lua_Integer)lua_rawlen(L, 1);
-  luaL_argcheck(L, n > 0, 1, "no queues given");
-  lua_settop(L, 7);
+  check_backoff(L, 4, &b);
+  count = (lua_Integer)lua_rawlen(L, 1);
+  luaL_argcheck(L, count > 0 && count <= 1000000, 1, "1 to 1000000 queues expected");
+  lua_settop(L, SELECT_TOP - 1);
+  lua_pushnil(L);                          /* SELECT_TOP: the pollfd array, once needed */
   lmq_hook_save(L, &hook);
   for (;;) {
-    double now;
-    for (i = 1; i <= n; i++) {
-      long msgtyp = 0;
-      int msgflg = 0, ok, r;
-      lmq_queue *q = select_entry(L, i, &msgtyp, &msgflg, &ok);
-      if (ok != 1) {
-        if (q->id < 0) return lmq_fail_closed(L, op, q);
-        if (ok == -1)
-          return lmq_fail_queue(L, op, q, LMQ_EUNSUPPORTED, "this system lacks MSG_EXCEPT");
-        return lmq_fail_queue(L, op, q, LMQ_EINVALID,
-                              "the selector must be an integer type or {except = type >= 1}");
+    enum next why;
+    if (helpers && !armed && b.tries >= b.spins) {
+      if (fds == NULL) {
+        lua_Integer i;
+        fds = (struct pollfd *)lua_newuserdatauv(L, (size_t)count * sizeof *fds, 0);
+        lua_replace(L, SELECT_TOP);
+        for (i = 0; i < count; i++) fds[i].fd = -1;
       }
-      r = lmq_try_receive(L, lua_gettop(L), q, msgtyp, msgflg, op);
-      if (r == 2) return 3;                /* handle, data, type */
-      if (r == 3) return 3;                /* nil, message, code */
-      lua_settop(L, 7);                    /* false: the next queue */
+      armed = 1;                           /* armed in the round below */
     }
-    now = lmq_now();
-    if (now >= deadline) break;
-    if (lmq_hook_changed(L, &hook)) goto signal;
-    if (++tries <= spins) continue;
-    if (lmq_block(L, &hook, NULL, 0, step < deadline - now ? step : deadline - now)) goto signal;
-    step *= 2;
-    if (step > cap) step = cap;
+    n = select_round(L, count, op, armed ? fds : NULL, &armed);
+    if (n != 0) break;
+    if (helpers && fds != NULL && !armed) helpers = 0;  /* one could not be armed: poll */
+    why = pause_round(L, &hook, &b, armed ? fds : NULL, (int)count);
+    armed = 0;                             /* re-armed each round, as in wait() */
+    if (why != AGAIN) {
+      n = ended(L, why);
+      break;
+    }
   }
-  lua_pushboolean(L, 0);
-  lua_pushliteral(L, "deadline");
-  return 2;
-signal:
-  lua_pushboolean(L, 0);
-  lua_pushliteral(L, "signal");
-  return 2;
+  select_disarm(L, count, fds);
+  return n;
 }
 
-/** core.wait_send(q, data, mtype, op, deadline, spins, min, max). */
-static int wait_send(lua_State *L) { return wait_with(L, lmq_poll_send); }
+/** q:arm([selector]) -> fd | nil, message, code: start (or re-arm) q's readiness
+ * helper for selector and return an fd that becomes readable when a matching
+ * message may be in the queue, or the queue is gone. Call it again after a
+ * receive finds nothing; q:disarm() stops it. */
+static int q_arm(lua_State *L) {
+  static const char op[] = "arm";
+  lmq_queue *q = lmq_check_queue(L, 1);
+  long msgtyp = 0;
+  int msgflg = 0, ok = lmq_opt_selector(L, 2, &msgtyp, &msgflg), fd;
+  if (q->id < 0) return lmq_fail_closed(L, op, q);
+  if (ok == -1) return lmq_fail_queue(L, op, q, LMQ_EUNSUPPORTED, "this system lacks MSG_EXCEPT");
+  if (ok == 0)
+    return lmq_fail_queue(L, op, q, LMQ_EINVALID,
+                          "the selector must be an integer type or {except = type >= 1}");
+  if (!(q->flags & LMQ_O_RDONLY)) return lmq_fail_queue(L, op, q, LMQ_EDENIED, "the handle is write-only");
+  fd = lmq_handle_arm_user(q, msgtyp, msgflg);
+  if (fd < 0) {
+    int err = errno;
+    return lmq_fail_queue(L, op, q, lmq_code_of_errno(err), strerror(err));
+  }
+  lua_pushinteger(L, fd);
+  return 1;
+}
 
-/** core.wait_receive(q, mtype, maxsize, op, deadline, spins, min, max). */
-static int wait_receive(lua_State *L) { return wait_with(L, lmq_poll_receive); }
+/** q:disarm() -> true: stop q's readiness helper and close its fd. */
+static int q_disarm(lua_State *L) {
+  lmq_queue *q = lmq_check_queue(L, 1);
+  if (q->id < 0) return lmq_fail_closed(L, "disarm", q);
+  lmq_handle_disarm_user(q);
+  lua_pushboolean(L, 1);
+  return 1;
+}
 
-void lmq_wait_register(lua_State *L) {
-  lua_pushcfunction(L, wait_send);
-  lua_setfield(L, -2, "wait_send");
-  lua_pushcfunction(L, wait_receive);
-  lua_setfield(L, -2, "wait_receive");
-  lua_pushcfunction(L, wait_select);
-  lua_setfield(L, -2, "wait_select");
+/** core.wait_arm(q, selector [, fd]) -> fd | nil: arm a helper for a timed call's
+ * own wait (the Lua loop with an fd-aware waiter): a new one, or the wait's
+ * helper `fd` again. nil when no helper can watch. */
+static int wait_arm(lua_State *L) {
+  lmq_queue *q = lmq_check_queue(L, 1);
+  long msgtyp = 0;
+  int msgflg = 0, fd = -1;
+  lua_Integer old = luaL_optinteger(L, 3, -1);
+  luaL_argcheck(L, old >= -1 && old <= 2147483647, 3, "not an fd");
+  if (lmq_opt_selector(L, 2, &msgtyp, &msgflg) == 1) fd = lmq_handle_arm(q, (int)old, msgtyp, msgflg);
+  if (fd < 0) return 0;
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
+/** core.wait_disarm(q, fd): the end of the wait whose helper is `fd`. */
+static int wait_disarm(lua_State *L) {
+  lmq_queue *q = lmq_check_queue(L, 1);
+  lua_Integer fd = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, fd >= -1 && fd <= 2147483647, 2, "not an fd");
+  lmq_handle_disarm(q, (int)fd);
+  return 0;
+}
+
+/** core.block(fds, seconds) -> ready | false, "signal": sleep until one of the
+ * fds (an array of integers, possibly empty) is readable or `seconds` (inf:
+ * for ever) have passed; `ready` lists the readable fds. A changed Lua hook
+ * (a signal handler's) ends it early with false, "signal". */
+static int core_block(lua_State *L) {
+  lua_Integer n, i;
+  struct pollfd *fds;
+  double seconds;
+  lmq_hook hook;
+  int count = 0;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  seconds = check_time(L, 2);
+  n = (lua_Integer)lua_rawlen(L, 1);
+  luaL_argcheck(L, n <= 1000000, 1, "at most 1000000 fds");
+  lmq_hook_save(L, &hook);
+  fds = (struct pollfd *)lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *fds, 0);
+  for (i = 1; i <= n; i++) {
+    int isint;
+    lua_Integer fd = (lua_rawgeti(L, 1, i), lua_tointegerx(L, -1, &isint));
+    lua_pop(L, 1);
+    luaL_argcheck(L, isint && fd >= 0 && fd <= 2147483647, 1, "fds must be integers >= 0");
+    fds[i - 1].fd = (int)fd;
+    fds[i - 1].events = POLLIN;
+    fds[i - 1].revents = 0;
+  }
+  if (lmq_block(L, &hook, fds, (int)n, seconds)) {
+    lua_pushboolean(L, 0);
+    lua_pushliteral(L, "signal");
+    return 2;
+  }
+  lua_createtable(L, 1, 0);
+  for (i = 0; i < n; i++)
+    if (fds[i].revents != 0) {
+      lua_pushinteger(L, fds[i].fd);
+      lua_rawseti(L, -2, ++count);
+    }
+  return 1;
+}
+
+void lmq_wait_register(lua_State *L, int module, int methods) {
+  static const luaL_Reg core_waits[] = {
+    {"wait_send", wait_send},
+    {"wait_receive", wait_receive},
+    {"wait_select", wait_select},
+    {"wait_arm", wait_arm},
+    {"wait_disarm", wait_disarm},
+    {"block", core_block},
+    {NULL, NULL}
+  };
+  static const luaL_Reg handle_waits[] = {
+    {"arm", q_arm},
+    {"disarm", q_disarm},
+    {NULL, NULL}
+  };
+  lua_pushvalue(L, module);
+  luaL_setfuncs(L, core_waits, 0);
+  lua_pushvalue(L, methods);
+  luaL_setfuncs(L, handle_waits, 0);
+  lua_pop(L, 2);
 }

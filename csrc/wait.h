@@ -1,7 +1,8 @@
 /*
- * Waiting in C for the timed calls: the back-off loop, and a sleep that a
- * signal handler's Lua hook can always cut short. Depends on transfer.h and
- * clock.h.
+ * Waiting in C for the timed calls: sleeping on the readiness helpers' fds,
+ * or polling with a back-off, and a sleep that a signal handler's Lua hook can
+ * always cut short. Also q:arm and q:disarm. Depends on handle.h (which owns
+ * the helpers), transfer.h and clock.h.
  */
 #ifndef LMQ_WAIT_H
 #define LMQ_WAIT_H
@@ -30,7 +31,8 @@ int lmq_hook_changed(lua_State *L, const lmq_hook *h);
  */
 int lmq_block(lua_State *L, const lmq_hook *h, struct pollfd *fds, int nfds, double seconds);
 
-/* core.wait_send and core.wait_receive, into the table on top of the stack. */
-void lmq_wait_register(lua_State *L);
+/* core.wait_send, wait_receive, wait_select, wait_arm, wait_disarm and block
+ * into the module table at `module`; q:arm and q:disarm into `methods`. */
+void lmq_wait_register(lua_State *L, int module, int methods);
 
 #endif

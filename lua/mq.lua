@@ -1,17 +1,18 @@
---- mq: System V message queues for Lua 5.4.
--- The C core (mq.core) does every system call; this layer is policy on top of
--- it: timed calls that poll in nonblocking mode with an adaptive back-off,
--- select over several queues, the messages iterator and the waiter hook.
--- The reference is README.md; the contract is API.md.
+--- System V message queues for Lua 5.4.
+-- The C core (`mq.core`) does every system call; this layer is policy on top
+-- of it: the timed calls and how they wait, select over several queues, the
+-- messages iterator and the waiter hook. The reference is README.md.
+-- @module mq
 
 local core = require "mq.core"
 
 local poll_send, poll_receive = core.poll_send, core.poll_receive
 local wait_send, wait_receive, wait_select = core.wait_send, core.wait_receive, core.wait_select
+local wait_arm, wait_disarm = core.wait_arm, core.wait_disarm
 local monotonic, sleep = core.monotonic, core.sleep
 local isyieldable, yield = coroutine.isyieldable, coroutine.yield
 local huge, tointeger = math.huge, math.tointeger
-local error, type, tostring, getmetatable = error, type, tostring, getmetatable
+local error, type, tostring, getmetatable, setmetatable = error, type, tostring, getmetatable, setmetatable
 
 local mq = {
   new = core.new,
@@ -28,6 +29,7 @@ local mq = {
   O_CREAT = core.O_CREAT,
   PRIVATE = core.PRIVATE,
   _VERSION = core._VERSION,
+  codes = core.codes,
 }
 
 --- The seed's explicit System V calls; new/open/destroy are the same functions.
@@ -36,22 +38,10 @@ mq.sysv = { create = core.new, open = core.open, destroy = core.destroy }
 local methods = core.methods
 local queue_mt = core.metatable
 
--- Back-off of the timed calls: `spins` immediate retries, then waits from
--- `min` seconds doubling up to `max`. A lower max wakes sooner when a message
--- arrives; a higher one burns less CPU while idle (see README, Performance).
-local poll = { spins = 3, min = 50e-6, max = 1e-3 }
-
---- The default waiter: yield inside any yieldable coroutine (so a round-robin
--- scheduler keeps its other coroutines running), sleep in C otherwise.
-local function default_waiter(seconds)
-  if isyieldable() then
-    yield()
-  else
-    sleep(seconds)
-  end
-end
-
-local waiter = default_waiter
+-- How the timed calls wait. A receive sleeps on its queue's readiness helper
+-- when `threads` allows one; otherwise, and for sends, it polls: `spins`
+-- immediate retries, then waits from `min` seconds doubling up to `max`.
+local poll = { spins = 3, min = 50e-6, max = 1e-3, threads = true }
 
 -- Errors point at the caller's line, as the C functions' do: the first stack
 -- level outside this file (found through debug when the host has it).
@@ -85,6 +75,19 @@ local function check_selector(v, n, fname)
   argerror(n, fname, ("integer or {except = type} expected, got %s"):format(t))
 end
 
+--- The default waiter: yield inside any yieldable coroutine (so a round-robin
+-- scheduler keeps its other coroutines running), sleep in C otherwise.
+-- Outside a coroutine the timed calls do not call it: they wait in C.
+local function default_waiter(seconds)
+  if isyieldable() then
+    yield()
+  else
+    sleep(seconds)
+  end
+end
+
+local waiter, waiter_takes_fds = default_waiter, false
+
 -- nil, message, "closed" naming `op` when q is closed; true otherwise.
 local function check_open(q, op)
   if q:id() then return true end
@@ -108,39 +111,68 @@ local function timed_out(op, q, timeout)
   return nil, ("%s %s: timed out after %g s"):format(op, tostring(q), timeout), "timeout"
 end
 
--- Poll `attempt(q, a, b, op)` until it gives something other than false or the
--- deadline passes; between polls, back off and call the waiter. With the
--- default waiter outside a coroutine, where it would only sleep in C, the
--- whole loop runs in C (`wait`, same polls and sleeps) to spare the CPU.
-local function poll_until(op, q, deadline, timeout, attempt, a, b, wait)
-  if wait and waiter == default_waiter and not isyieldable() then
+-- A wait's readiness helpers are disarmed however it ends, an error included.
+local DISARM = { __close = function(w) if w.fds then w.disarm(w.target, w.fds) end end }
+
+--[[
+How a timed call waits, given `attempt(target, a, b, op)`, one IPC_NOWAIT try
+that returns false when it would block:
+- with the default waiter outside a coroutine, in C (`cwait`): on the
+  readiness helpers' fds for receives, with the back-off for sends;
+- with a waiter that takes fds (set_waiter(fn, {fds = true})) and a receive,
+  by `arm(target, a)` -> fds, then waiter(seconds left, fds);
+- otherwise polling: waiter(step) between attempts, the steps backing off.
+]]
+local function wait_until(op, target, deadline, timeout, attempt, a, b, cwait, arm, disarm)
+  local threads = poll.threads
+  if waiter == default_waiter and not isyieldable() then
     while true do
-      local r1, r2, r3
-      if wait == wait_select then
-        r1, r2, r3 = wait(q, a, op, deadline, poll.spins, poll.min, poll.max)
-      else
-        r1, r2, r3 = wait(q, a, b, op, deadline, poll.spins, poll.min, poll.max)
-      end
+      local r1, r2, r3 = cwait(target, a, b, op, deadline, poll.spins, poll.min, poll.max, threads)
       if r1 ~= false then return r1, r2, r3 end
-      if r2 == "deadline" then return timed_out(op, q, timeout) end
-      -- A signal cut a sleep short: back in Lua, a hook (lua.c's Ctrl-C) can run.
+      if r2 == "deadline" then return timed_out(op, target, timeout) end
+      -- The Lua hook changed (a signal handler's, lua.c's Ctrl-C): back in Lua it runs.
     end
   end
+  local use_fds = waiter_takes_fds and threads and arm ~= nil
+  local armed <close> = use_fds and setmetatable({ target = target, disarm = disarm }, DISARM) or nil
   local spins, step, cap = poll.spins, poll.min, poll.max
   local tries = 0
   while true do
-    local r1, r2, r3 = attempt(q, a, b, op)
+    local r1, r2, r3 = attempt(target, a, b, op)
     if r1 ~= false then return r1, r2, r3 end
     local now = monotonic()
-    if now >= deadline then return timed_out(op, q, timeout) end
+    if now >= deadline then return timed_out(op, target, timeout) end
     tries = tries + 1
     if tries > spins then
-      local left = deadline - now
-      waiter(step < left and step or left)
-      step = step * 2
-      if step > cap then step = cap end
+      local fds = use_fds and arm(target, a, armed.fds)
+      if fds then
+        armed.fds = fds
+        waiter(deadline - now, fds)
+      else
+        local left = deadline - now
+        waiter(step < left and step or left)
+        step = step * 2
+        if step > cap then step = cap end
+      end
     end
   end
+end
+
+-- The C loops' calling conventions, for wait_until.
+local function cwait_select(list, mtype, _, op, deadline, spins, min, max, threads)
+  return wait_select(list, mtype, op, deadline, spins, min, max, threads)
+end
+
+-- Arm (again) the wait's helper of q: {fd}, or nil to poll instead.
+local function arm_one(q, mtype, fds)
+  local fd = wait_arm(q, mtype, fds and fds[1])
+  if fd then return { fd } end
+  if fds then wait_disarm(q, fds[1]) end
+  return nil
+end
+
+local function disarm_one(q, fds)
+  wait_disarm(q, fds[1])
 end
 
 --- q:send_timeout(data, timeout [, mtype]) -> true | nil, message, code
@@ -150,8 +182,7 @@ function methods.send_timeout(q, data, timeout, mtype)
   local deadline, msg, code = deadline_of(q, timeout, 2, "send_timeout")
   if not deadline then return nil, msg, code end
   local ok, why
-  ok, why, code = poll_until("send_timeout", q, deadline, timeout, poll_send, data, mtype,
-    wait_send)
+  ok, why, code = wait_until("send_timeout", q, deadline, timeout, poll_send, data, mtype, wait_send)
   if ok then return true end
   return nil, why, code
 end
@@ -163,8 +194,8 @@ function methods.receive_timeout(q, timeout, mtype, maxsize)
   local deadline, msg, code = deadline_of(q, timeout, 1, "receive_timeout")
   if not deadline then return nil, msg, code end
   local data, t
-  data, t, code = poll_until("receive_timeout", q, deadline, timeout, poll_receive, mtype,
-    maxsize, wait_receive)
+  data, t, code = wait_until("receive_timeout", q, deadline, timeout, poll_receive, mtype, maxsize,
+    wait_receive, arm_one, disarm_one)
   if data then return data, t end
   return nil, t, code
 end
@@ -178,7 +209,7 @@ function methods.messages(q, timeout, mtype)
   local ok, msg, code = check_open(q, "messages")
   if not ok then return nil, msg, code end
   timeout = timeout or 0
-  if timeout ~= timeout then error(("messages %s: the timeout is NaN"):format(tostring(q)), 2) end
+  if timeout ~= timeout then raise(("messages %s: the timeout is NaN"):format(tostring(q))) end
   return function()
     local data, t, why = q:receive_timeout(timeout, mtype)
     if data then return data, t end
@@ -187,20 +218,44 @@ function methods.messages(q, timeout, mtype)
   end
 end
 
---- mq.select(handles, timeout [, mtype]) -> handle, data, mtype | nil, message, code
--- The first queue to yield a message, tried in list order at each poll. An
--- entry is a handle or {handle, selector}; `mtype` is the others' selector.
-local function select_attempt(list, mtype, _, op)
-  local r1, r2, r3 = wait_select(list, mtype, op, -huge, 0, 1, 1)   -- one round
-  if r1 == false then return false end
-  return r1, r2, r3
-end
-
+-- select's list entry: a handle, or {handle, selector}.
 local function select_handle(e)
   if getmetatable(e) ~= queue_mt and type(e) == "table" then return e[1], e[2] end
   return e
 end
 
+local function select_attempt(list, mtype, _, op)
+  local r1, r2, r3 = wait_select(list, mtype, op, -huge, 0, 1, 1, false)   -- one round
+  if r1 == false then return false end
+  return r1, r2, r3
+end
+
+local function select_disarm(list, fds)
+  for i = 1, #list do
+    local h = select_handle(list[i])
+    if fds[i] and getmetatable(h) == queue_mt then wait_disarm(h, fds[i]) end
+  end
+end
+
+-- Arm (again) a helper for every queue of the list: their fds, or nil to poll.
+local function select_arm(list, mtype, fds)
+  local armed = {}
+  for i = 1, #list do
+    local h, selector = select_handle(list[i])
+    if selector == nil then selector = mtype end
+    armed[i] = wait_arm(h, selector, fds and fds[i])
+    if not armed[i] then
+      select_disarm(list, fds or armed)
+      if fds then select_disarm(list, armed) end
+      return nil
+    end
+  end
+  return armed
+end
+
+--- mq.select(handles, timeout [, mtype]) -> handle, data, mtype | nil, message, code
+-- The first queue to yield a message, tried in list order at each round. An
+-- entry is a handle or {handle, selector}; `mtype` is the others' selector.
 function mq.select(handles, timeout, mtype)
   check_type(handles, 1, "select", "table")
   check_selector(mtype, 3, "select")
@@ -224,34 +279,44 @@ function mq.select(handles, timeout, mtype)
     return nil, "select: the timeout is NaN", "invalid"
   end
   local deadline = (timeout < 0 or timeout == huge) and huge or monotonic() + timeout
-  local r1, r2, r3 = poll_until("select", handles, deadline, timeout, select_attempt, mtype, nil,
-    wait_select)
+  local r1, r2, r3 = wait_until("select", handles, deadline, timeout, select_attempt, mtype, nil,
+    cwait_select, select_arm, select_disarm)
   if r1 == nil and r3 == "timeout" then
     return nil, ("select over %d queues: timed out after %g s"):format(#handles, timeout), "timeout"
   end
   return r1, r2, r3
 end
 
---- mq.set_waiter(fn) -> previous waiter; nil restores the default.
-function mq.set_waiter(fn)
+--- mq.set_waiter(fn [, opts]) -> previous waiter, its opts.
+-- `fn(seconds)` is called between polls of every timed call outside the C
+-- loop. With opts.fds, `fn(seconds, fds)` is called instead while a receive
+-- waits on readiness helpers: it should return once one of the fds is
+-- readable or `seconds` (math.huge: no deadline) have passed. nil restores the
+-- default.
+function mq.set_waiter(fn, opts)
   check_type(fn, 1, "set_waiter", "function", true)
-  local previous = waiter
+  check_type(opts, 2, "set_waiter", "table", true)
+  if opts ~= nil then check_type(opts.fds, 2, "set_waiter", "boolean", true) end
+  local previous, previous_opts = waiter, waiter_takes_fds and { fds = true } or nil
   waiter = fn or default_waiter
-  return previous
+  waiter_takes_fds = fn ~= nil and opts ~= nil and opts.fds == true
+  return previous, previous_opts
 end
 
---- mq.get_poll() -> {spins=, min=, max=}: the timed calls' back-off.
+--- mq.get_poll() -> {spins=, min=, max=, threads=}: how the timed calls wait.
 function mq.get_poll()
-  return { spins = poll.spins, min = poll.min, max = poll.max }
+  return { spins = poll.spins, min = poll.min, max = poll.max, threads = poll.threads }
 end
 
---- mq.set_poll{spins=, min=, max=} -> previous settings | nil, message, "invalid"
--- Fields left out keep their value.
+--- mq.set_poll{spins=, min=, max=, threads=} -> previous settings | nil, message, "invalid"
+-- Fields left out keep their value. threads = false: no readiness helper
+-- threads, every wait polls.
 function mq.set_poll(t)
   check_type(t, 1, "set_poll", "table")
   check_type(t.spins, 1, "set_poll", "number", true)
   check_type(t.min, 1, "set_poll", "number", true)
   check_type(t.max, 1, "set_poll", "number", true)
+  check_type(t.threads, 1, "set_poll", "boolean", true)
   local spins, min, max = tointeger(t.spins or poll.spins), t.min or poll.min, t.max or poll.max
   if not spins or spins < 0 then
     return nil, "set_poll: spins must be an integer >= 0", "invalid"
@@ -261,9 +326,8 @@ function mq.set_poll(t)
   end
   local previous = mq.get_poll()
   poll.spins, poll.min, poll.max = spins, min, max
+  if t.threads ~= nil then poll.threads = t.threads end
   return previous
 end
-
-mq.codes = core.codes
 
 return mq

@@ -26,17 +26,17 @@ describe("mq.get_poll and mq.set_poll", function()
   before_each(function() saved = mq.get_poll() end)
   after_each(function() mq.set_poll(saved) end)
 
-  it("start at 3 spins, 50 µs doubling to 1 ms", function()
-    assert.are.same({ spins = 3, min = 50e-6, max = 1e-3 }, mq.get_poll())
+  it("start at 3 spins, 50 µs doubling to 1 ms, with readiness helper threads", function()
+    assert.are.same({ spins = 3, min = 50e-6, max = 1e-3, threads = true }, mq.get_poll())
   end)
 
   it("return the previous settings and keep the fields left out", function()
     local before = mq.get_poll()
     assert.are.same(before, mq.set_poll { max = 0.004 })
-    assert.are.same({ spins = before.spins, min = before.min, max = 0.004 }, mq.get_poll())
-    assert.are.same({ spins = before.spins, min = before.min, max = 0.004 },
-      mq.set_poll { spins = 0, min = 0.001 })
-    assert.are.same({ spins = 0, min = 0.001, max = 0.004 }, mq.get_poll())
+    assert.are.same({ spins = before.spins, min = before.min, max = 0.004, threads = true }, mq.get_poll())
+    assert.are.same({ spins = before.spins, min = before.min, max = 0.004, threads = true },
+      mq.set_poll { spins = 0, min = 0.001, threads = false })
+    assert.are.same({ spins = 0, min = 0.001, max = 0.004, threads = false }, mq.get_poll())
   end)
 
   it("refuse bad values with `invalid` and change nothing", function()
@@ -58,6 +58,7 @@ describe("mq.get_poll and mq.set_poll", function()
     assert.has_error(function() mq.set_poll(5) end)
     assert.has_error(function() mq.set_poll { max = "1" } end)
     assert.has_error(function() mq.set_poll { spins = true } end)
+    assert.has_error(function() mq.set_poll { threads = 1 } end)
   end)
 
   it("set the back-off a waiter sees: spins, then waits doubling from min up to max", function()

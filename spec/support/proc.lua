@@ -21,10 +21,11 @@ local function tmpname(tag)
   return name
 end
 
--- System call numbers of msgsnd/msgrcv, to see a child blocked in one (/proc/PID/syscall).
+-- System call numbers of msgsnd/msgrcv, to see a child blocked in one (/proc/PID/syscall),
+-- and of ppoll, where a timed receive sleeps on its readiness helpers' fds.
 local SYSCALLS = {
-  x86_64 = { msgsnd = 69, msgrcv = 70 },
-  aarch64 = { msgsnd = 189, msgrcv = 188 },
+  x86_64 = { msgsnd = 69, msgrcv = 70, ppoll = 271 },
+  aarch64 = { msgsnd = 189, msgrcv = 188, ppoll = 73 },
 }
 local machine = (select(3, H.sh("uname -m")) or ""):match("%S+")
 P.SYSCALL = SYSCALLS[machine]
@@ -106,6 +107,89 @@ function P.wait_blocked(pid, call, timeout)
     if P.SYSCALL then return nr == P.SYSCALL[call] end
     return wchan:find(call, 1, true) ~= nil
   end, timeout or 10)
+end
+
+-- Whether pid's main thread sleeps in ppoll on at least one fd (a timed receive waiting
+-- on readiness helpers, or mq.loop blocking); a back-off sleep polls no fd.
+-- Where /proc/PID/syscall cannot be read (another architecture, or a ptrace policy that
+-- hides a parent from its child) a sleeping main thread has to do.
+function P.in_ppoll(pid)
+  local state = P.doing(pid)
+  if state ~= "S" then return false end
+  local sc = H.read_file("/proc/" .. pid .. "/syscall")
+  if not P.SYSCALL or not sc or sc == "" then return true end
+  local nr, _, nfds = sc:match("^(%-?%d+) (%S+) (%S+)")
+  return tonumber(nr) == P.SYSCALL.ppoll and (tonumber(nfds) or 0) >= 1
+end
+
+-- How many fds pid's main thread polls in ppoll, or nil when it is not in ppoll.
+function P.ppoll_nfds(pid)
+  local sc = H.read_file("/proc/" .. pid .. "/syscall") or ""
+  local nr, _, nfds = sc:match("^(%-?%d+) (%S+) (%S+)")
+  if not P.SYSCALL or tonumber(nr) ~= P.SYSCALL.ppoll then return nil end
+  return tonumber(nfds)
+end
+
+-- Wait until pid sleeps in ppoll on readiness fds; true, or nil on timeout.
+function P.wait_in_ppoll(pid, timeout)
+  return H.wait_until(function() return P.in_ppoll(pid) end, timeout or 20)
+end
+
+-- How many threads process pid (default: this one) has (Threads: of /proc/PID/status).
+function P.threads(pid)
+  local s = H.read_file("/proc/" .. (pid or "self") .. "/status") or ""
+  return tonumber(s:match("Threads:%s*(%d+)"))
+end
+
+-- The ids of this process's threads other than the main one.
+function P.helper_tids()
+  local main = P.native().getpid()
+  local p = io.popen("ls /proc/" .. main .. "/task")
+  local tids = {}
+  for line in p:lines() do
+    local tid = tonumber(line)
+    if tid and tid ~= main then tids[#tids + 1] = tid end
+  end
+  p:close()
+  return tids
+end
+
+-- Fork; the child runs fn() and leaves with _exit (0 when fn returned, 1 after printing
+-- its error): it never returns into busted. Returns the child's pid; P.reap(pid) waits.
+function P.fork(fn)
+  local tp = P.native()
+  local pid = assert(tp.fork())
+  if pid == 0 then
+    local ok, err = xpcall(fn, debug.traceback)
+    if not ok then io.stderr:write("forked child: ", tostring(err), "\n") end
+    io.stderr:flush()
+    tp._exit(ok and 0 or 1)
+  end
+  return pid
+end
+
+-- Fork a child that waits until this process sleeps in ppoll on readiness fds, then runs
+-- fn(): a message "sent while the parent waits".
+function P.fork_when_waiting(fn)
+  local parent = P.native().getpid()
+  return P.fork(function()
+    assert(P.wait_in_ppoll(parent), "the parent never waited in ppoll")
+    fn()
+  end)
+end
+
+-- Wait for a forked child (at most `timeout` seconds, then it is killed); its exit code,
+-- or nil, "timeout".
+function P.reap(pid, timeout)
+  local tp = P.native()
+  local done = H.wait_until(function()
+    local r, code = tp.waitpid(pid, true)
+    return r ~= 0 and { code }
+  end, timeout or 30)
+  if done then return done[1] end
+  tp.kill(pid, tp.SIGKILL)
+  tp.waitpid(pid)
+  return nil, "timeout"
 end
 
 -- A file the child creates to say it reached a point; wait_file waits for it.

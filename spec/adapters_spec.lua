@@ -1,0 +1,267 @@
+-- The event-loop adapters of issue 10: require("mq.cqueues").install() and
+-- require("mq.luv").install() make mq's waiter sleep in the host loop on the readiness fds
+-- of the queues a timed receive waits for. For each: a wake-up, a timeout, two waits on
+-- one handle, select across queues, a handle closed during a wait; for cqueues also one
+-- collected with its controller. Each loop run is bounded (a hang fails the spec instead
+-- of hanging the suite); no timing is asserted.
+
+local mq = require "mq"
+local H = require "helpers"
+local P = require "support.proc"
+
+local BASE
+
+local function back_to_base()
+  return H.wait_until(function() return P.threads() == BASE end, 10)
+end
+
+setup(function() BASE = P.threads() end)
+
+-- Wrap an adapter's waiter to count its calls and the fds it was given.
+local function counting(waiter)
+  local stats = { calls = 0, with_fds = 0 }
+  mq.set_waiter(function(seconds, fds)
+    stats.calls = stats.calls + 1
+    if fds and #fds > 0 then stats.with_fds = stats.with_fds + 1 end
+    return waiter(seconds, fds)
+  end, { fds = true })
+  return stats
+end
+
+local function common_after()
+  mq.set_waiter(nil)
+  assert(back_to_base(), "a helper thread was left behind: " .. P.threads() .. " threads, " .. BASE ..
+    " before")
+  H.cleanup()
+end
+
+describe("mq.cqueues", function()
+  local cqueues = require "cqueues"
+  local adapter = require "mq.cqueues"
+  after_each(common_after)
+
+  -- Run the controller until it is empty, at most `seconds`; true when it emptied.
+  local function run(cq, seconds)
+    local deadline = cqueues.monotime() + (seconds or 10)
+    while not cq:empty() do
+      local left = deadline - cqueues.monotime()
+      if left <= 0 then return false end
+      assert(cq:step(left))
+    end
+    return true
+  end
+
+  it("install() makes its waiter mq's, with fds", function()
+    local previous, opts = adapter.install()
+    assert.is_function(previous)
+    assert.is_nil(opts)
+    local mine, mine_opts = mq.set_waiter(nil)
+    assert.are.equal(adapter.waiter, mine)
+    assert.are.same({ fds = true }, mine_opts)
+  end)
+
+  it("wakes a waiting coroutine for a message, through the wait's fd", function()
+    local stats = counting(adapter.waiter)
+    local q = H.fresh_key_queue()
+    local cq = cqueues.new()
+    local got
+    cq:wrap(function() got = { q:receive_timeout(30) } end)
+    cq:wrap(function()
+      cqueues.sleep(0.02)
+      assert(q:send("woken", 3))
+    end)
+    assert(run(cq, 10), "the wait never woke")
+    assert.are.same({ "woken", 3 }, got)
+    assert(stats.with_fds >= 1 and stats.calls == stats.with_fds, "the waiter polled")
+    assert(stats.calls <= 3, stats.calls .. " waiter calls for one message")
+    q:close()
+  end)
+
+  it("times out on the controller's clock while other coroutines run", function()
+    adapter.install()
+    local q = H.fresh_key_queue()
+    local cq = cqueues.new()
+    local got, ticks = nil, 0
+    cq:wrap(function() got = { q:receive_timeout(0.05) } end)
+    cq:wrap(function()
+      for _ = 1, 3 do
+        cqueues.sleep(0.01)
+        ticks = ticks + 1
+      end
+    end)
+    assert(run(cq, 10))
+    assert.is_nil(got[1])
+    assert.are.equal("timeout", got[3])
+    assert.are.equal(3, ticks)
+    q:close()
+  end)
+
+  it("wakes two coroutines waiting on one handle, each for its own type", function()
+    adapter.install()
+    local q = H.fresh_key_queue()
+    local cq = cqueues.new()
+    local got = {}
+    for _, t in ipairs({ 1, 2 }) do
+      cq:wrap(function() got[t] = { q:receive_timeout(30, t) } end)
+    end
+    cq:wrap(function()
+      cqueues.sleep(0.02)
+      assert(q:send("two", 2))
+      cqueues.sleep(0.02)
+      assert(q:send("one", 1))
+    end)
+    assert(run(cq, 10), "a wait never woke")
+    assert.are.same({ { "one", 1 }, { "two", 2 } }, got)
+    q:close()
+  end)
+
+  it("wakes a select across queues for the queue that got a message", function()
+    adapter.install()
+    local qs = { (H.fresh_key_queue()), (H.fresh_key_queue()), (H.fresh_key_queue()) }
+    local cq = cqueues.new()
+    local got
+    cq:wrap(function() got = { mq.select(qs, 30) } end)
+    cq:wrap(function()
+      cqueues.sleep(0.02)
+      assert(qs[2]:send("second"))
+    end)
+    assert(run(cq, 10), "the select never woke")
+    assert.are.equal(qs[2], got[1])
+    assert.are.equal("second", got[2])
+    for _, q in ipairs(qs) do q:close() end
+  end)
+
+  it("leaves no thread when a controller with a waiting coroutine is collected", function()
+    adapter.install()
+    local q = H.fresh_key_queue()
+    local cq = cqueues.new()
+    cq:wrap(function() q:receive_timeout(-1) end)
+    assert.is_false(run(cq, 0.05))
+    assert.are.equal(BASE + 1, P.threads())
+    cq, q = nil, nil   -- luacheck: ignore 311
+    collectgarbage()
+    collectgarbage()
+    assert(back_to_base())
+  end)
+
+  it("blocks outside a coroutine too", function()
+    local stats = counting(adapter.waiter)
+    local q = H.fresh_key_queue()
+    H.fails("timeout", q:receive_timeout(0.05))
+    assert(stats.with_fds >= 1)
+    q:close()
+  end)
+end)
+
+describe("mq.luv", function()
+  local uv = require "luv"
+  local adapter = require "mq.luv"
+
+  after_each(function()
+    -- Whatever a failed spec left in the default loop goes, so that no later run waits on it.
+    uv.walk(function(handle)
+      if not handle:is_closing() then handle:close() end
+    end)
+    uv.run("nowait")
+    common_after()
+  end)
+
+  -- Run the default loop until nothing is left in it, at most `seconds`; true when it
+  -- ran out of work on its own.
+  local function run(seconds)
+    local stopped = false
+    local watchdog = uv.new_timer()
+    watchdog:start(math.floor((seconds or 10) * 1000), 0, function()
+      stopped = true
+      uv.stop()
+    end)
+    watchdog:unref()
+    uv.run("default")
+    watchdog:close()
+    uv.run("nowait")
+    return not stopped
+  end
+
+  local function after(ms, fn)
+    local t = uv.new_timer()
+    t:start(ms, 0, function()
+      t:close()
+      fn()
+    end)
+  end
+
+  local function go(fn) coroutine.wrap(fn)() end
+
+  it("install() makes its waiter mq's, with fds", function()
+    local previous, opts = adapter.install()
+    assert.is_function(previous)
+    assert.is_nil(opts)
+    local mine, mine_opts = mq.set_waiter(nil)
+    assert.are.equal(adapter.waiter, mine)
+    assert.are.same({ fds = true }, mine_opts)
+  end)
+
+  it("wakes a waiting coroutine for a message, through the wait's fd", function()
+    local stats = counting(adapter.waiter)
+    local q = H.fresh_key_queue()
+    local got
+    go(function() got = { q:receive_timeout(30) } end)
+    after(20, function() assert(q:send("woken", 3)) end)
+    assert(run(10), "the wait never woke")
+    assert.are.same({ "woken", 3 }, got)
+    assert(stats.with_fds >= 1 and stats.calls == stats.with_fds, "the waiter polled")
+    assert(stats.calls <= 3, stats.calls .. " waiter calls for one message")
+    q:close()
+  end)
+
+  it("times out on a luv timer while the loop runs other callbacks", function()
+    adapter.install()
+    local q = H.fresh_key_queue()
+    local got, ticks = nil, 0
+    go(function() got = { q:receive_timeout(0.05) } end)
+    local t = uv.new_timer()
+    t:start(10, 10, function()
+      ticks = ticks + 1
+      if ticks == 3 then t:close() end
+    end)
+    assert(run(10))
+    assert.is_nil(got[1])
+    assert.are.equal("timeout", got[3])
+    assert.are.equal(3, ticks)
+    q:close()
+  end)
+
+  it("wakes two coroutines waiting on one handle, each for its own type", function()
+    adapter.install()
+    local q = H.fresh_key_queue()
+    local got = {}
+    for _, t in ipairs({ 1, 2 }) do
+      go(function() got[t] = { q:receive_timeout(30, t) } end)
+    end
+    after(20, function() assert(q:send("two", 2)) end)
+    after(40, function() assert(q:send("one", 1)) end)
+    assert(run(10), "a wait never woke")
+    assert.are.same({ { "one", 1 }, { "two", 2 } }, got)
+    q:close()
+  end)
+
+  it("wakes a select across queues for the queue that got a message", function()
+    adapter.install()
+    local qs = { (H.fresh_key_queue()), (H.fresh_key_queue()), (H.fresh_key_queue()) }
+    local got
+    go(function() got = { mq.select(qs, 30) } end)
+    after(20, function() assert(qs[2]:send("second")) end)
+    assert(run(10), "the select never woke")
+    assert.are.equal(qs[2], got[1])
+    assert.are.equal("second", got[2])
+    for _, q in ipairs(qs) do q:close() end
+  end)
+
+  it("blocks outside a coroutine too", function()
+    local stats = counting(adapter.waiter)
+    local q = H.fresh_key_queue()
+    H.fails("timeout", q:receive_timeout(0.05))
+    assert(stats.with_fds >= 1)
+    q:close()
+  end)
+end)

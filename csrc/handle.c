@@ -162,9 +162,12 @@ static void unlink_watch(lmq_queue *q, const struct lmq_watch *gone) {
     }
 }
 
+/* Arm w and return its fd. In a forked child an inherited helper starts afresh with an
+ * eventfd of the child's own: w->fd follows it, so the child never polls the parent's. */
 static int arm(struct lmq_watch *w, long msgtyp, int msgflg) {
   if (w == NULL) return -1;
   if (lmq_ready_arm(w->ready, msgtyp, msgflg) != 0) return -1;
+  w->fd = lmq_ready_fd(w->ready);
   return w->fd;
 }
 

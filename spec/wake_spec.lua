@@ -242,6 +242,29 @@ end)
 describe("fork", function()
   after_each(common_after)
 
+  it("gives a child its own q:arm fd, readable for its own message; the parent's still works", function()
+    local q = H.fresh_key_queue()
+    local pfd = assert(q:arm(1))
+    local pid = P.fork(function()
+      assert(P.threads() == 1, "the child has " .. P.threads() .. " threads")
+      local fd = assert(q:arm(2))
+      assert(q:send("for the child", 2))
+      assert(readable(fd, 10), "the child's own message did not make its fd readable (fd " .. fd ..
+        ", the parent's is " .. pfd .. ")")
+      assert(q:receive(2) == "for the child")
+      assert(q:disarm())
+      assert(H.wait_until(function() return P.threads() == 1 end, 10), "the child's helper was left")
+      q:close()                              -- must not touch the parent's helper
+    end)
+    assert.are.equal(0, P.reap(pid, 30))
+    assert.is_false(readable(pfd, 0))        -- the child's type 2 was not for us
+    assert(q:send("for the parent", 1))
+    assert(readable(pfd, 10), "the parent's helper no longer wakes it")
+    assert.are.equal(BASE + 1, P.threads())
+    assert.are.same({ "for the parent", 1 }, { q:receive(1) })
+    q:close()
+  end)
+
   it("lets a child forked after a wait start a helper of its own on its first wait", function()
     local q = H.fresh_key_queue()
     H.fails("timeout", q:receive_timeout(0.01))     -- the parent has waited

@@ -110,16 +110,25 @@ static void free_watch(struct lmq_watch *w) {
   free(w);
 }
 
+/* Closing stops every helper of q. q:arm's goes with its fd. A wait's fd stays open
+ * and is left readable until the wait ends (lmq_handle_disarm) or q is collected: a loop
+ * asleep on it (mq.loop, cqueues, luv) wakes, and the wait's next receive says `closed`.
+ * Closing the fd instead would leave that loop asleep on a dead fd number, or on whatever
+ * file reuses it, and cqueues fails on a polled fd that was closed. */
 void lmq_handle_close(lua_State *L, int idx, lmq_queue *q) {
-  struct lmq_watch *w = q->watches;
+  struct lmq_watch **p = &q->watches;
   q->id = -1;
   q->buf = NULL;
   q->bufcap = 0;
-  q->watches = NULL;
-  while (w != NULL) {
-    struct lmq_watch *next = w->next;
-    free_watch(w);
-    w = next;
+  while (*p != NULL) {
+    struct lmq_watch *w = *p;
+    if (idx == 0 || w->user) {     /* from __gc no wait is left to end */
+      *p = w->next;
+      free_watch(w);
+    } else {
+      lmq_ready_release(w->ready);
+      p = &w->next;
+    }
   }
   if (idx != 0) {                  /* from __gc the buffer is garbage with the handle */
     lua_pushnil(L);

@@ -99,8 +99,9 @@ void lmq_handle_bind(lmq_queue *q, int id, int flags, key_t key, enum lmq_kind k
  */
 int lmq_handle_reserve(lua_State *L, int idx, lmq_queue *q, size_t need);
 
-/* Close q (the handle at idx, or 0 from __gc): the buffer and the helper go, the
- * queue stays. */
+/* Close q (the handle at idx, or 0 from __gc): the buffer and the helpers go, the
+ * queue stays. A wait's helper stops, but its fd stays open and readable until that
+ * wait disarms it (or, from __gc, goes with the rest). */
 void lmq_handle_close(lua_State *L, int idx, lmq_queue *q);
 
 /*

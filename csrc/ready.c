@@ -507,6 +507,17 @@ void lmq_ready_stop(lmq_ready *r) {
   unlock(r);
 }
 
+/* lmq_ready_release(r): join the helper, put back a stashed message, leave the fd readable. */
+void lmq_ready_release(lmq_ready *r) {
+  if (!here(r)) return;
+  halt(r);
+  lock(r);
+  (void)put_back_locked(r);  /* on failure it stays stashed; lmq_ready_free tries again */
+  if (r->efd < 0) (void)make_fd(r);
+  signal_fd(r);
+  unlock(r);
+}
+
 /* lmq_ready_free(r): stop, put back, close, free. -1 with errno if a message was dropped. */
 int lmq_ready_free(lmq_ready *r) {
   int rc, err = 0;

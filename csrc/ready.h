@@ -81,6 +81,11 @@ int lmq_ready_put_back(lmq_ready *r);
  * it). The fd stays open and is left not readable. */
 void lmq_ready_stop(lmq_ready *r);
 
+/* As lmq_ready_stop, but leave the fd readable: for a wait that sleeps on it while its
+ * handle closes, so that the wait wakes and ends instead of sleeping on an fd that nothing
+ * will signal again. The fd stays open until lmq_ready_free. */
+void lmq_ready_release(lmq_ready *r);
+
 /* Stop, put back any stashed message, close the fd, free. 0, or -1 with errno
  * of the failed put-back when a stashed message had to be dropped. In a forked
  * child that never used the engine: only the memory is freed (no join, no

@@ -131,6 +131,21 @@ describe("mq.cqueues", function()
     for _, q in ipairs(qs) do q:close() end
   end)
 
+  it("wakes a wait whose handle another coroutine closes, with `closed`", function()
+    adapter.install()
+    local q = H.fresh_key_queue()
+    local cq = cqueues.new()
+    local got
+    cq:wrap(function() got = { q:receive_timeout(-1) } end)
+    cq:wrap(function()
+      cqueues.sleep(0.02)
+      q:close()
+    end)
+    assert(run(cq, 5), "the wait slept on after its handle was closed")
+    assert.is_nil(got[1])
+    assert.are.equal("closed", got[3])
+  end)
+
   it("leaves no thread when a controller with a waiting coroutine is collected", function()
     adapter.install()
     local q = H.fresh_key_queue()
@@ -255,6 +270,17 @@ describe("mq.luv", function()
     assert.are.equal(qs[2], got[1])
     assert.are.equal("second", got[2])
     for _, q in ipairs(qs) do q:close() end
+  end)
+
+  it("wakes a wait whose handle is closed meanwhile, with `closed`", function()
+    adapter.install()
+    local q = H.fresh_key_queue()
+    local got
+    go(function() got = { q:receive_timeout(-1) } end)
+    after(20, function() q:close() end)
+    assert(run(5), "the wait slept on after its handle was closed")
+    assert.is_nil(got[1])
+    assert.are.equal("closed", got[3])
   end)
 
   it("blocks outside a coroutine too", function()

@@ -223,6 +223,66 @@ describe("a handle closed or collected while a coroutine of mq.loop waits on it"
       "the wait's helper never took the 0-byte message")
   end
 
+  -- This process's fds that are eventfds (the readiness helpers'), listed by a shell.
+  local function eventfds()
+    local _, _, out = H.sh("ls -l /proc/" .. tp.getpid() .. "/fd")
+    local fds = {}
+    for fd in out:gmatch(" (%d+) %-> anon_inode:%[eventfd%]") do fds[#fds + 1] = tonumber(fd) end
+    return fds
+  end
+
+  -- Open `path` a few times, or until fd number `fd` is one of the files opened (if
+  -- closing left it free); returns them all.
+  local function open_as(path, fd)
+    local files = {}
+    for _ = 1, 8 do
+      files[#files + 1] = assert(io.open(path, "r+"))
+      local _, _, out = H.sh("readlink /proc/" .. tp.getpid() .. "/fd/" .. fd)
+      if out:find(path, 1, true) then break end
+    end
+    return files
+  end
+
+  it("wakes the wait with `closed` at once, puts back what its helper took, leaves no thread", function()
+    local q = H.fresh_key_queue()
+    local sender = other(q)
+    local fifo = H.TMPDIR .. "/loop-fifo-" .. tp.getpid()
+    assert(os.execute("mkfifo " .. H.shell_quote(fifo)))
+    local before = {}                        -- eventfds of others (luv's, cqueues')
+    for _, fd in ipairs(eventfds()) do before[fd] = true end
+    local loop = new_loop()
+    local result, back, woke
+    loop:spawn(function() result = { q:receive_timeout(-1) } end)
+    loop:spawn(function()
+      held_by_helper(sender)
+      local fds = {}
+      for _, fd in ipairs(eventfds()) do
+        if not before[fd] then fds[#fds + 1] = fd end
+      end
+      assert.are.equal(1, #fds)              -- the wait's
+      q:close()
+      back = sender:stat().messages
+      -- Should closing have freed the wait's fd number, a FIFO nobody writes to (never
+      -- readable) takes it now: the wait must not be left sleeping on it.
+      local files = open_as(fifo, fds[1])
+      for _ = 1, 200 do
+        if result then break end
+        loop:sleep(0.01)
+      end
+      woke = result ~= nil
+      for _, f in ipairs(files) do f:close() end
+    end)
+    local finished = loop:run(10)
+    os.remove(fifo)
+    assert(finished, "the loop did not finish")
+    assert(woke, "the waiting coroutine slept on after its handle was closed")
+    assert.are.equal(1, back)
+    assert.is_nil(result[1])
+    assert.are.equal("closed", result[3])
+    assert.are.same({ "", 4 }, { sender:receive() })
+    sender:close()
+  end)
+
   it("joins its helper and puts back what it took when the handle is collected", function()
     local q = H.fresh_key_queue()
     local sender = other(q)

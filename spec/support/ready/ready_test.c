@@ -11,6 +11,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -938,6 +939,55 @@ static int t_cancel_race(void) {
   return 0;
 }
 
+/* Threads of this process (Threads: in /proc/self/status); -1 if unknown. */
+static int thread_count(void) {
+  char line[256];
+  int n = -1;
+  FILE *f = fopen("/proc/self/status", "r");
+  if (f == NULL) return -1;
+  while (fgets(line, sizeof line, f) != NULL)
+    if (strncmp(line, "Threads:", 8) == 0) {
+      n = (int)strtol(line + 8, NULL, 10);
+      break;
+    }
+  fclose(f);
+  return n;
+}
+
+/* release: the helper is joined, a stashed message put back, the fd left readable and
+ * open until free (a wait whose handle closed wakes on it). */
+static int t_release(void) {
+  int q = new_queue();
+  lmq_ready *r = lmq_ready_new(q);
+  long t = 0;
+  int fd, before = thread_count(), i;
+  CHECK(r != NULL);
+  fd = lmq_ready_fd(r);
+  /* A helper waiting in msgrcv. */
+  CHECK(lmq_ready_arm(r, 0, 0) == 0);
+  settle();
+  lmq_ready_release(r);
+  CHECK(readable(fd, 0));
+  for (i = 0; i < 1000 && thread_count() != before; i++) sleep_ms(1);
+  CHECK(thread_count() == before);
+  CHECK(lmq_ready_free(r) == 0);
+  /* A helper holding a 0-byte message. */
+  r = lmq_ready_new(q);
+  CHECK(r != NULL);
+  fd = lmq_ready_fd(r);
+  CHECK(lmq_ready_arm(r, 0, 0) == 0);
+  CHECK(send_msg(q, 6, NULL) == 0);
+  CHECK(readable(fd, 1000));
+  CHECK(lmq_ready_pending(r) && qnum(q) == 0);
+  lmq_ready_release(r);
+  CHECK(!lmq_ready_pending(r) && qnum(q) == 1);
+  CHECK(readable(fd, 0));
+  CHECK(fcntl(fd, F_GETFD) >= 0);        /* still open */
+  CHECK(lmq_ready_free(r) == 0);
+  CHECK(recv_now(q, 0, 0, &t) == 0 && t == 6);
+  return 0;
+}
+
 /* ---- main ---------------------------------------------------------------------------- */
 
 typedef struct test {
@@ -949,7 +999,7 @@ static const test tests[] = {
   {"nonempty", t_nonempty},   {"zero_byte", t_zero_byte}, {"put_back_full", t_put_back_full},
   {"removed", t_removed},     {"retarget", t_retarget},   {"rearm", t_rearm},
   {"selectors", t_selectors}, {"signals", t_signals},     {"denied", t_denied},       {"fork_arm", t_fork_arm},  {"fork_free", t_fork_free},
-  {"stress", t_stress},       {"cancel_race", t_cancel_race},
+  {"stress", t_stress},       {"cancel_race", t_cancel_race}, {"release", t_release},
 };
 
 int main(int argc, char **argv) {

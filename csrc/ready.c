@@ -247,6 +247,7 @@ static ssize_t helper_msgrcv(lmq_ready *r, long typ, int flg, int *err) {
 static void *helper_main(void *arg) {
   lmq_ready *r = (lmq_ready *)arg;
   (void)pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+  (void)pthread_setname_np(pthread_self(), LMQ_READY_THREAD_NAME);  /* one prctl */
   lock(r);
   for (;;) {
     long typ;

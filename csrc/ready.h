@@ -29,6 +29,10 @@
 #ifndef LMQ_READY_H
 #define LMQ_READY_H
 
+/* The name every helper thread gives itself (ps -L, top -H, /proc/PID/task/TID/comm),
+ * so that a host, a debugger or a test tells them from its own threads. */
+#define LMQ_READY_THREAD_NAME "mq-ready"
+
 typedef struct lmq_ready lmq_ready;
 
 /* An engine for queue qid: an eventfd (EFD_NONBLOCK|EFD_CLOEXEC), no thread yet.

@@ -9,13 +9,13 @@ local mq = require "mq"
 local H = require "helpers"
 local P = require "support.proc"
 
-local BASE
-
 local function back_to_base()
-  return H.wait_until(function() return P.threads() == BASE end, 10)
+  return P.wait_helpers(0)
 end
 
-setup(function() BASE = P.threads() end)
+local function no_helper_left()
+  assert(back_to_base(), "a wait left " .. P.helpers() .. " helper thread(s) running")
+end
 
 -- Wrap an adapter's waiter to count its calls and the fds it was given.
 local function counting(waiter)
@@ -30,8 +30,7 @@ end
 
 local function common_after()
   mq.set_waiter(nil)
-  assert(back_to_base(), "a helper thread was left behind: " .. P.threads() .. " threads, " .. BASE ..
-    " before")
+  assert(back_to_base(), P.helpers() .. " helper thread(s) left behind")
   H.cleanup()
 end
 
@@ -72,6 +71,7 @@ describe("mq.cqueues", function()
     end)
     assert(run(cq, 10), "the wait never woke")
     assert.are.same({ "woken", 3 }, got)
+    no_helper_left()
     assert(stats.with_fds >= 1 and stats.calls == stats.with_fds, "the waiter polled")
     assert(stats.calls <= 3, stats.calls .. " waiter calls for one message")
     q:close()
@@ -93,6 +93,7 @@ describe("mq.cqueues", function()
     assert.is_nil(got[1])
     assert.are.equal("timeout", got[3])
     assert.are.equal(3, ticks)
+    no_helper_left()
     q:close()
   end)
 
@@ -112,6 +113,7 @@ describe("mq.cqueues", function()
     end)
     assert(run(cq, 10), "a wait never woke")
     assert.are.same({ { "one", 1 }, { "two", 2 } }, got)
+    no_helper_left()
     q:close()
   end)
 
@@ -128,6 +130,7 @@ describe("mq.cqueues", function()
     assert(run(cq, 10), "the select never woke")
     assert.are.equal(qs[2], got[1])
     assert.are.equal("second", got[2])
+    no_helper_left()
     for _, q in ipairs(qs) do q:close() end
   end)
 
@@ -152,7 +155,7 @@ describe("mq.cqueues", function()
     local cq = cqueues.new()
     cq:wrap(function() q:receive_timeout(-1) end)
     assert.is_false(run(cq, 0.05))
-    assert.are.equal(BASE + 1, P.threads())
+    assert.is_true(P.wait_helpers(1))
     cq, q = nil, nil   -- luacheck: ignore 311
     collectgarbage()
     collectgarbage()
@@ -164,6 +167,7 @@ describe("mq.cqueues", function()
     local q = H.fresh_key_queue()
     H.fails("timeout", q:receive_timeout(0.05))
     assert(stats.with_fds >= 1)
+    no_helper_left()
     q:close()
   end)
 end)
@@ -224,6 +228,7 @@ describe("mq.luv", function()
     after(20, function() assert(q:send("woken", 3)) end)
     assert(run(10), "the wait never woke")
     assert.are.same({ "woken", 3 }, got)
+    no_helper_left()
     assert(stats.with_fds >= 1 and stats.calls == stats.with_fds, "the waiter polled")
     assert(stats.calls <= 3, stats.calls .. " waiter calls for one message")
     q:close()
@@ -243,6 +248,7 @@ describe("mq.luv", function()
     assert.is_nil(got[1])
     assert.are.equal("timeout", got[3])
     assert.are.equal(3, ticks)
+    no_helper_left()
     q:close()
   end)
 
@@ -257,6 +263,7 @@ describe("mq.luv", function()
     after(40, function() assert(q:send("one", 1)) end)
     assert(run(10), "a wait never woke")
     assert.are.same({ { "one", 1 }, { "two", 2 } }, got)
+    no_helper_left()
     q:close()
   end)
 
@@ -269,6 +276,7 @@ describe("mq.luv", function()
     assert(run(10), "the select never woke")
     assert.are.equal(qs[2], got[1])
     assert.are.equal("second", got[2])
+    no_helper_left()
     for _, q in ipairs(qs) do q:close() end
   end)
 
@@ -288,6 +296,7 @@ describe("mq.luv", function()
     local q = H.fresh_key_queue()
     H.fails("timeout", q:receive_timeout(0.05))
     assert(stats.with_fds >= 1)
+    no_helper_left()
     q:close()
   end)
 end)

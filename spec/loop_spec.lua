@@ -11,26 +11,25 @@ local P = require "support.proc"
 local new_loop = require("mq.loop").new
 
 local tp
-local BASE
 
 local function back_to_base()
-  return H.wait_until(function() return P.threads() == BASE end, 10)
+  return P.wait_helpers(0)
+end
+
+local function no_helper_left()
+  assert(back_to_base(), "a wait left " .. P.helpers() .. " helper thread(s) running")
 end
 
 local function other(q)
   return assert(mq.open(q:key()))
 end
 
-setup(function()
-  tp = P.native()
-  BASE = P.threads()
-end)
+setup(function() tp = P.native() end)
 
 local function common_after()
   mq.set_waiter(nil)
   mq.set_poll { threads = true }
-  assert(back_to_base(), "a helper thread was left behind: " .. P.threads() .. " threads, " .. BASE ..
-    " before")
+  assert(back_to_base(), P.helpers() .. " helper thread(s) left behind")
   H.cleanup()
 end
 
@@ -91,10 +90,11 @@ describe("mq.loop", function()
     assert.is_false(loop:run(0.05))
     assert.are.equal(1, loop:size())
     assert.is_nil(got)
-    assert.are.equal(BASE + 1, P.threads())             -- its wait's helper, still waiting
+    assert.is_true(P.wait_helpers(1))             -- its wait's helper, still waiting
     assert(q:send("later"))
     assert.is_true(loop:run(30))
     assert.are.same({ "later", 1 }, got)
+    no_helper_left()
     q:close()
   end)
 
@@ -134,6 +134,7 @@ describe("mq.loop", function()
     end)
     assert.is_true(loop:run(30))
     assert.are.equal(0, P.reap(pid))
+    no_helper_left()
     for i = 1, n do
       assert.are.equal("for " .. i, got[i])
       qs[i]:close()
@@ -170,6 +171,7 @@ describe("mq.loop", function()
     assert.is_true(loop:run(30))
     assert.are.equal(0, P.reap(pid))
     assert.are.same({ "C got three:3", "A got one:1", "B got two:2" }, log)
+    no_helper_left()
     sender:close()
     q:close()
   end)
@@ -182,12 +184,12 @@ describe("mq.loop", function()
     loop:spawn(function() got = q:receive_timeout(30) end)
     loop:spawn(function()
       loop:sleep(0.02)
-      during = P.threads()
+      during = P.helpers()
       assert(q:send("polled"))
     end)
     assert.is_true(loop:run(30))
     assert.are.equal("polled", got)
-    assert.are.equal(BASE, during)
+    assert.are.equal(0, during)
     q:close()
   end)
 
@@ -207,6 +209,7 @@ describe("mq.loop", function()
     assert.is_true(loop:run(30))
     assert.is_true(sent)
     assert.are.equal("received", got)
+    no_helper_left()
     assert.are.equal("g", (full:receive()))
     full:close()
     q:close()
@@ -293,7 +296,7 @@ describe("a handle closed or collected while a coroutine of mq.loop waits on it"
       core.sleep(0.1)                        -- past run's timeout: the waiting one stays put
     end)
     assert.is_false(loop:run(0.05))
-    assert.are.equal(BASE + 1, P.threads())
+    assert.is_true(P.wait_helpers(1))
     loop, q = nil, nil   -- luacheck: ignore 311
     collectgarbage()
     collectgarbage()

@@ -13,12 +13,17 @@ local H = require "helpers"
 local P = require "support.proc"
 
 local tp
-local BASE     -- threads of this process when no wait and no q:arm is active
 
+-- No readiness helper thread left in this process. pthread_join returns when the
+-- helper's tid is cleared, a moment before the kernel drops the thread: wait for the
+-- count, do not time it.
 local function back_to_base()
-  -- pthread_join returns when the helper's tid is cleared, a moment before the kernel
-  -- drops it from the count: wait for the count, do not time it.
-  return H.wait_until(function() return P.threads() == BASE end, 10)
+  return P.wait_helpers(0)
+end
+
+-- After a wait has ended, before its handle is closed (closing would join a leftover).
+local function no_helper_left()
+  assert(back_to_base(), "the wait left " .. P.helpers() .. " helper thread(s) running")
 end
 
 -- A second handle on q's queue (by key): a sender that is not q.
@@ -31,16 +36,12 @@ local function readable(fd, seconds)
   return #ready == 1
 end
 
-setup(function()
-  tp = P.native()
-  BASE = P.threads()
-end)
+setup(function() tp = P.native() end)
 
 local function common_after()
   mq.set_waiter(nil)
   mq.set_poll { spins = 3, min = 50e-6, max = 1e-3, threads = true }
-  assert(back_to_base(), "a helper thread was left behind: " .. P.threads() .. " threads, " .. BASE ..
-    " before")
+  assert(back_to_base(), P.helpers() .. " helper thread(s) left behind")
   H.cleanup()
 end
 
@@ -54,6 +55,7 @@ describe("a 0-byte message (a helper's 0-byte msgrcv takes it)", function()
     assert.are.equal(0, P.reap(pid))
     assert.are.equal("", data, mtype)
     assert.are.equal(7, mtype)
+    no_helper_left()
     assert.are.equal(0, q:stat().messages)
     H.fails("timeout", q:receive_timeout(0))
     q:close()
@@ -66,6 +68,7 @@ describe("a 0-byte message (a helper's 0-byte msgrcv takes it)", function()
     assert.are.equal(0, P.reap(pid))
     assert.are.equal(q2, h, data)
     assert.are.same({ "", 3 }, { data, mtype })
+    no_helper_left()
     assert.are.equal(0, q1:stat().messages)
     assert.are.equal(0, q2:stat().messages)
     q1:close()
@@ -86,6 +89,7 @@ describe("a 0-byte message (a helper's 0-byte msgrcv takes it)", function()
     end
     assert.are.equal(0, P.reap(pid))
     assert.are.same({ ":1", ":2", "x:3", ":4", "end:9" }, got)
+    no_helper_left()
     assert.are.equal(0, q:stat().messages)
     q:close()
   end)
@@ -103,6 +107,7 @@ describe("a 0-byte message (a helper's 0-byte msgrcv takes it)", function()
     local ok, err = pcall(q.receive_timeout, q, 10)
     mq.set_waiter(nil)
     assert.are.same({ false, "the wait ends here" }, { ok, err })
+    no_helper_left()
     assert.are.equal(1, sender:stat().messages)
     assert.are.same({ "", 5 }, { sender:receive() })
     assert.are.equal(0, sender:stat().messages)
@@ -184,6 +189,7 @@ describe("a 0-byte message (a helper's 0-byte msgrcv takes it)", function()
     end
     assert.are.same({}, dup)
     assert.are.same({}, missing)
+    no_helper_left()
     assert.are.equal(0, q:stat().messages)
     q:close()
     spare:close()
@@ -208,6 +214,7 @@ describe("a queue removed while a timed receive sleeps on its helper", function(
       end
       assert(r == nil and code == "removed", tostring(msg))
       assert(msg:match(op == "receive_timeout" and "receive_timeout" or "select"), msg)
+      assert(H.wait_until(function() return P.helpers() == 0 end, 10), "a helper was left")
     end)
   end
 
@@ -243,25 +250,37 @@ describe("fork", function()
   after_each(common_after)
 
   it("gives a child its own q:arm fd, readable for its own message; the parent's still works", function()
+    if P.MEMTOOL == "tsan" then
+      -- The child starts a thread after a fork from a process whose helper is alive: glibc
+      -- gives it that helper's stack, hence its thread id, which TSan's registry copied
+      -- from the parent still holds ("dup thread with used id"). spec/support/ready/run
+      -- leaves its fork_arm test out under TSan for the same reason.
+      pending("a thread started in a child forked while a helper runs: not supported by TSan")
+      return
+    end
     local q = H.fresh_key_queue()
     local pfd = assert(q:arm(1))
+    assert(q:send("for the parent", 1))
+    assert(readable(pfd, 10))                -- fired before the fork: a wake-up to keep
     local pid = P.fork(function()
-      assert(P.threads() == 1, "the child has " .. P.threads() .. " threads")
+      assert(P.helpers() == 0, "the child has " .. P.helpers() .. " helpers")
       local fd = assert(q:arm(2))
+      assert(fd ~= pfd, "the child was given the parent's fd " .. pfd)
       assert(q:send("for the child", 2))
-      assert(readable(fd, 10), "the child's own message did not make its fd readable (fd " .. fd ..
-        ", the parent's is " .. pfd .. ")")
+      assert(readable(fd, 10), "the child's own message did not make its fd readable")
       assert(q:receive(2) == "for the child")
       assert(q:disarm())
-      assert(H.wait_until(function() return P.threads() == 1 end, 10), "the child's helper was left")
+      assert(H.wait_until(function() return P.helpers() == 0 end, 10), "the child's helper was left")
       q:close()                              -- must not touch the parent's helper
     end)
     assert.are.equal(0, P.reap(pid, 30))
-    assert.is_false(readable(pfd, 0))        -- the child's type 2 was not for us
-    assert(q:send("for the parent", 1))
-    assert(readable(pfd, 10), "the parent's helper no longer wakes it")
-    assert.are.equal(BASE + 1, P.threads())
+    assert(readable(pfd, 0), "the child took the parent's wake-up")
+    assert.is_true(P.wait_helpers(1))
     assert.are.same({ "for the parent", 1 }, { q:receive(1) })
+    assert(q:arm(1))                         -- and it waits again
+    assert.is_false(readable(pfd, 0))
+    assert(q:send("again", 1))
+    assert(readable(pfd, 10), "the parent's helper no longer wakes it")
     q:close()
   end)
 
@@ -269,12 +288,12 @@ describe("fork", function()
     local q = H.fresh_key_queue()
     H.fails("timeout", q:receive_timeout(0.01))     -- the parent has waited
     local pid = P.fork(function()
-      assert(P.threads() == 1)
+      assert(P.helpers() == 0)
       assert.are.same({ "for the child", 2 }, { q:receive_timeout(20, 2) })
-      assert(H.wait_until(function() return P.threads() == 1 end, 10), "the child's helper was left")
+      assert(H.wait_until(function() return P.helpers() == 0 end, 10), "the child's helper was left")
     end)
     assert(P.wait_in_ppoll(pid), "the child never slept on a helper")
-    assert.are.equal(2, P.threads(pid))               -- its main thread and its own helper
+    assert(P.wait_helpers(1, pid), "the child runs no helper of its own")
     assert(q:send("for the child", 2))
     assert.are.equal(0, P.reap(pid, 30))
     assert.are.equal(0, q:stat().messages)
@@ -311,7 +330,7 @@ describe("q:arm and selectors", function()
     local q = H.fresh_key_queue()
     local fd = assert(q:arm(1))
     assert.are.equal(fd, assert(q:arm(2)))
-    assert.are.equal(BASE + 1, P.threads())
+    assert.is_true(P.wait_helpers(1))
     assert(q:send("old selector", 1))
     assert.is_false(readable(fd, 0.05))
     assert(q:send("new selector", 2))
@@ -348,7 +367,7 @@ describe("q:arm and selectors", function()
   it("is stopped by q:disarm and by a blocking receive; fails on a closed or write-only handle", function()
     local q = H.fresh_key_queue()
     assert(q:arm())
-    assert.are.equal(BASE + 1, P.threads())
+    assert.is_true(P.wait_helpers(1))
     assert.is_true(q:disarm())
     assert(back_to_base())
     assert.is_true(q:disarm())                        -- nothing armed: still fine
@@ -369,7 +388,7 @@ describe("q:arm and selectors", function()
   it("is joined when a dropped handle is collected", function()
     local q = H.fresh_key_queue()
     assert(q:arm())
-    assert.are.equal(BASE + 1, P.threads())
+    assert.is_true(P.wait_helpers(1))
     q = nil   -- luacheck: ignore 311
     collectgarbage()
     collectgarbage()
@@ -390,6 +409,7 @@ describe("helper threads", function()
   it("block every signal, so the host's handlers run in the host's thread", function()
     local q = H.fresh_key_queue()
     assert(q:arm())
+    assert(P.wait_helpers(1))
     local tids = P.helper_tids()
     assert.are.equal(1, #tids)
     local main = H.read_file("/proc/self/task/" .. tp.getpid() .. "/status")
@@ -423,6 +443,7 @@ describe("a signal during a timed receive that sleeps on its helpers", function(
         end
         assert(data == "after the signals" and mtype == 4, tostring(data))
         assert(tp.caught() >= 1, "no signal was caught")
+        assert(H.wait_until(function() return P.helpers() == 0 end, 10), "a helper was left")
       end)
       for _ = 1, 3 do
         assert(P.wait_in_ppoll(pid), "the child did not wait")
@@ -466,7 +487,8 @@ describe("mq.set_poll{threads = false}", function()
       mq.set_poll { threads = threads }
       local calls = {}
       mq.set_waiter(function(seconds, fds)
-        calls[#calls + 1] = { seconds = seconds, fds = fds, threads = P.threads() }
+        calls[#calls + 1] = { seconds = seconds, fds = fds,
+          helpers = threads and (P.wait_helpers(1) and 1 or P.helpers()) or P.helpers() }
         if #calls == 3 then
           assert(q:send("go", 1))
           if fds then assert(readable(fds[1], 10)) end
@@ -474,15 +496,16 @@ describe("mq.set_poll{threads = false}", function()
       end, { fds = true })
       assert.are.same({ "go", 1 }, { q:receive_timeout(10) })
       mq.set_waiter(nil)
+      no_helper_left()
       assert.are.equal(3, #calls)
       for _, c in ipairs(calls) do
         if threads then
           assert.are.equal(1, #c.fds)
-          assert.are.equal(BASE + 1, c.threads)
+          assert.are.equal(1, c.helpers)
           assert(c.seconds > 1 and c.seconds <= 10, c.seconds)     -- the time left
         else
           assert.is_nil(c.fds)
-          assert.are.equal(BASE, c.threads)
+          assert.are.equal(0, c.helpers)
           assert(c.seconds <= 1e-3, c.seconds)                     -- a back-off step
         end
       end
@@ -502,7 +525,7 @@ describe("mq.set_poll{threads = false}", function()
       local nfds = P.ppoll_nfds(pid)          -- one read: the child polls every millisecond
       if nfds then
         assert.are.equal(0, nfds)
-        assert.are.equal(1, P.threads(pid))
+        assert.are.equal(0, P.helpers(pid))
         samples = samples + 1
       end
       return samples >= 5
@@ -521,11 +544,11 @@ describe("select with helpers", function()
     local pid = P.fork(function()
       local h, data = mq.select(qs, 30)
       assert(h == qs[3] and data == "third", tostring(data))
-      assert(H.wait_until(function() return P.threads() == 1 end, 10), "helpers were left")
+      assert(H.wait_until(function() return P.helpers() == 0 end, 10), "helpers were left")
     end)
     assert(P.wait_in_ppoll(pid), "the child never slept on its helpers")
     assert.are.equal(3, P.ppoll_nfds(pid))
-    assert.are.equal(4, P.threads(pid))
+    assert(P.wait_helpers(3, pid), "the child does not run one helper per queue")
     assert(qs[3]:send("third"))
     assert.are.equal(0, P.reap(pid, 30))
     for _, q in ipairs(qs) do q:close() end
@@ -544,6 +567,7 @@ describe("the waiter protocol", function()
     end)
     assert.are.equal("done", (q:receive_timeout(10)))
     assert.are.same({ 1, 1, 1, 1 }, nargs)
+    no_helper_left()
     q:close()
   end)
 
@@ -558,6 +582,7 @@ describe("the waiter protocol", function()
     assert.is_nil(opts)                                  -- the default waiter's
     assert.are.equal("done", (q:receive_timeout(-1)))
     assert.are.same({ seconds = math.huge, n = 1 }, seen)
+    no_helper_left()
     local _, prev_opts = mq.set_waiter(nil)
     assert.are.same({ fds = true }, prev_opts)
     q:close()

@@ -141,14 +141,26 @@ function P.threads(pid)
   return tonumber(s:match("Threads:%s*(%d+)"))
 end
 
--- The ids of this process's threads other than the main one.
+-- How many of mq's readiness helper threads process pid (default: this one) runs: they
+-- name themselves "mq-ready", which tells them from a runtime's own (TSan's background
+-- thread, for one).
+function P.helpers(pid)
+  return (assert(P.native().threads_named(pid or 0, "mq-ready")))
+end
+
+-- Wait until pid (default: this process) runs exactly n helpers (a new one names itself
+-- once it runs); true, or nil on timeout.
+function P.wait_helpers(n, pid, timeout)
+  return H.wait_until(function() return P.helpers(pid) == n end, timeout or 10)
+end
+
+-- The thread ids of this process's helpers.
 function P.helper_tids()
-  local main = P.native().getpid()
-  local p = io.popen("ls /proc/" .. main .. "/task")
+  local p = io.popen("grep -lx mq-ready /proc/" .. P.native().getpid() .. "/task/*/comm 2>/dev/null")
   local tids = {}
   for line in p:lines() do
-    local tid = tonumber(line)
-    if tid and tid ~= main then tids[#tids + 1] = tid end
+    local tid = tonumber(line:match("/task/(%d+)/comm$"))
+    if tid then tids[#tids + 1] = tid end
   end
   p:close()
   return tids

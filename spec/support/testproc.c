@@ -3,13 +3,15 @@
  * Lua 5.4 on this system has no POSIX binding, so the fault specs get the few process
  * calls they need here: a no-op signal handler installed WITHOUT SA_RESTART (so a blocked
  * msgrcv/msgsnd fails with EINTR instead of being restarted), fork, _exit, waitpid,
- * kill, getpid, and a count of open file descriptors taken without starting a process
- * (a child listing /proc/PID/fd can see a pipe fd the parent is about to close).
+ * kill, getpid, a count of open file descriptors taken without starting a process
+ * (a child listing /proc/PID/fd can see a pipe fd the parent is about to close), and a
+ * count of a process's threads by name (mq's readiness helpers are "mq-ready").
  * spec/support/proc.lua compiles it into $TMPDIR at test time.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -108,10 +110,41 @@ static int tp_fd_count(lua_State *L) {
   return 1;
 }
 
+/* threads_named(pid, name): how many threads of process pid (0: this one) are named
+ * `name` (/proc/PID/task/TID/comm). */
+static int tp_threads_named(lua_State *L) {
+  lua_Integer pid = luaL_checkinteger(L, 1);
+  const char *name = luaL_checkstring(L, 2);
+  char dir[64], path[128], comm[64];
+  const struct dirent *e;
+  lua_Integer n = 0;
+  DIR *d;
+  if (pid == 0) pid = (lua_Integer)getpid();
+  (void)snprintf(dir, sizeof dir, "/proc/%lld/task", (long long)pid);
+  d = opendir(dir);
+  if (d == NULL) return tp_fail(L);
+  while ((e = readdir(d)) != NULL) {
+    FILE *f;
+    if (e->d_name[0] == '.') continue;
+    (void)snprintf(path, sizeof path, "%s/%.20s/comm", dir, e->d_name);
+    f = fopen(path, "r");
+    if (f == NULL) continue;      /* the thread has just gone */
+    if (fgets(comm, sizeof comm, f) != NULL) {
+      comm[strcspn(comm, "\n")] = '\0';
+      if (strcmp(comm, name) == 0) n++;
+    }
+    fclose(f);
+  }
+  closedir(d);
+  lua_pushinteger(L, n);
+  return 1;
+}
+
 static const luaL_Reg tp_funcs[] = {
   {"catch", tp_catch},   {"caught", tp_caught_count}, {"fork", tp_fork},
   {"_exit", tp_exit},    {"waitpid", tp_waitpid},     {"kill", tp_kill},
-  {"getpid", tp_getpid}, {"fd_count", tp_fd_count}, {NULL, NULL}
+  {"getpid", tp_getpid}, {"fd_count", tp_fd_count}, {"threads_named", tp_threads_named},
+  {NULL, NULL}
 };
 
 int luaopen_testproc(lua_State *L);

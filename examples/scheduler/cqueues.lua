@@ -1,15 +1,17 @@
--- mq under a real scheduler: cqueues. mq.set_waiter(cqueues.sleep) makes every timed call
--- (receive_timeout, send_timeout, select, messages) sleep through the cqueues event loop
--- between polls, so waiting coroutines cost almost no CPU and the loop keeps running others.
+-- mq under a real scheduler: cqueues. require("mq.cqueues").install() makes every timed
+-- receive (receive_timeout, select, messages) sleep in the cqueues controller on the
+-- readiness fd of the queue it waits for, so a waiting coroutine costs no CPU, a message
+-- wakes it at once, and the loop keeps running the others meanwhile.
 
 local cqueues = require "cqueues"
 local mq = require "mq"
 
-mq.set_waiter(cqueues.sleep)
+require("mq.cqueues").install()
 
 local q = assert(mq.new(mq.PRIVATE))
 local t0, cpu0 = cqueues.monotime(), os.clock()
 local got = {}
+local sent_at = {}
 
 local function say(who, fmt, ...)
   print(string.format("%6.0f ms  %-10s " .. fmt, (cqueues.monotime() - t0) * 1000, who, ...))
@@ -26,7 +28,7 @@ for n = 1, 2 do
       local data, err = q:receive_timeout(2, n)
       if not data then error(err) end
       if data == "stop" then break end
-      say(me, "got %q", data)
+      say(me, "got %q, %.0f us after it was sent", data, (cqueues.monotime() - sent_at[data]) * 1e6)
       got[#got + 1] = me .. ":" .. data
     end
     say(me, "stopped")
@@ -55,6 +57,7 @@ end)
 cq:wrap(function()
   for _, m in ipairs({ { 2, "ping" }, { 1, "pong" }, { 2, "pang" } }) do
     cqueues.sleep(0.06)
+    sent_at[m[2]] = cqueues.monotime()
     assert(q:send(m[2], m[1]))
     say("producer", "sent %q to type %d", m[2], m[1])
   end

@@ -466,7 +466,8 @@ describe("a signal during a timed receive that sleeps on its helpers", function(
         if arg[2] == "select" then mq.select({ q }, -1) else q:receive_timeout(-1) end
         print("RETURNED")
       ]], nil, name, op)
-      assert(P.wait_in_ppoll(child.pid), "the child never waited: " .. child.output())
+      finally(function() if child:wait(0) == nil then child:kill() end end)
+    assert(P.wait_in_ppoll(child.pid), "the child never waited: " .. child.output())
       assert(tp.kill(child.pid, 2))
       local ok, code, out = child:finish(20)
       assert(ok ~= nil, "SIGINT did not end the wait")

@@ -168,6 +168,8 @@ end
 
 -- Fork; the child runs fn() and leaves with _exit (0 when fn returned, 1 after printing
 -- its error): it never returns into busted. Returns the child's pid; P.reap(pid) waits.
+-- Inside a busted test, a child still running when the test ends (it failed before
+-- reaping it) is killed then, so that nothing outlives the test.
 function P.fork(fn)
   local tp = P.native()
   local pid = assert(tp.fork())
@@ -176,6 +178,14 @@ function P.fork(fn)
     if not ok then io.stderr:write("forked child: ", tostring(err), "\n") end
     io.stderr:flush()
     tp._exit(ok and 0 or 1)
+  end
+  if type(finally) == "function" then
+    finally(function()
+      if tp.waitpid(pid, true) == 0 then
+        tp.kill(pid, tp.SIGKILL)
+        tp.waitpid(pid)
+      end
+    end)
   end
   return pid
 end

@@ -10,6 +10,14 @@
  *   cpeer idle block|poll SECONDS [SPINS MIN MAX]
  *                                   CPU seconds per wall second of an idle waiter
  *   cpeer stamp ID N MINGAP MAXGAP  send N stamped messages to queue ID at random gaps
+ *   cpeer fanwake QUEUES N MINGAP MAXGAP
+ *                                   scenario F's reference: a thread blocked in msgrcv on
+ *                                   each of QUEUES queues, N stamped messages to random ones
+ *   cpeer fanidle QUEUES SECONDS    CPU per wall second of those threads while idle
+ *   cpeer stampmany N MINGAP MAXGAP DELAY ID...
+ *                                   after DELAY s, N stamped messages (type 1) to random
+ *                                   queues among the IDs at random gaps, then a type 2
+ *                                   message ("stop") to each
  *
  * BENCH_PARTNER_CPU=n puts the forked partner on CPU n.
  * Results are lines "result <what> <value>" (and "sample <ns>" for each wake-up
@@ -21,6 +29,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -42,13 +51,17 @@ struct msg {
 };
 
 static struct msg sbuf, rbuf;
-static int owned_id = -1;
+#define MAXQUEUES 1024
+static int owned_ids[MAXQUEUES];
+static int owned;
 static pid_t owner_pid;
 static volatile sig_atomic_t stopping;
 
 static void remove_queue(void) {
-  if (owned_id >= 0 && getpid() == owner_pid) msgctl(owned_id, IPC_RMID, NULL);
-  owned_id = -1;
+  int i;
+  if (getpid() != owner_pid) return;
+  for (i = 0; i < owned; i++) msgctl(owned_ids[i], IPC_RMID, NULL);
+  owned = 0;
 }
 
 /*
@@ -105,16 +118,18 @@ static double arg_double(const char *s) {
 }
 
 static int new_queue(void) {
-  int id = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+  int id;
+  if (owned == MAXQUEUES) die("too many queues");
+  id = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
   if (id < 0) die("msgget");
-  owner_pid = getpid();
-  owned_id = id;
-  atexit(remove_queue);
-  {
+  if (owned == 0) {
     static const int stops[] = {SIGTERM, SIGINT, SIGHUP}, alarm_sig[] = {SIGALRM};
+    owner_pid = getpid();
+    atexit(remove_queue);
     on_signals(on_stop_signal, stops, 3);
     on_signals(on_alarm, alarm_sig, 1);
   }
+  owned_ids[owned++] = id;
   printf("queue %d 0\n", id);
   fflush(stdout);
   return id;
@@ -378,11 +393,114 @@ static void run_idle(int poll, const struct backoff *b, double seconds) {
          (double)(cpu_ns() - c0) / (double)(now_ns() - w0));
 }
 
+/* Sends n stamped messages (type 1) to random queues among ids, after `delay` s and
+ * random gaps, then a type 2 message to each queue: "stop". */
+static void stamp_many(const int *ids, int nids, long n, double mingap, double maxgap,
+                       double delay) {
+  long i;
+  int k;
+  rng_state = (uint64_t)now_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15u;
+  memset(sbuf.mtext, 0, 64);
+  sleep_s(delay);
+  for (i = 0; i < n; i++) {
+    int64_t t;
+    int q = (int)uniform(0, (double)nids);
+    if (q >= nids) q = nids - 1;
+    if (stopping) die("stamp");
+    sleep_s(uniform(mingap, maxgap));
+    t = now_ns();
+    memcpy(sbuf.mtext, &t, sizeof t);
+    sbuf.mtype = 1;
+    if (msgsnd(ids[q], &sbuf, 64, 0) != 0) child_exit_on_error("msgsnd");
+  }
+  sbuf.mtype = 2;
+  for (k = 0; k < nids; k++)
+    if (msgsnd(ids[k], &sbuf, 64, 0) != 0) child_exit_on_error("msgsnd");
+}
+
+/* Scenario F's reference: one thread blocked in msgrcv per queue. */
+struct fan {
+  int id;
+  pthread_mutex_t *mu;
+  int64_t *lat;
+  long *count, cap;
+};
+
+static void *fan_thread(void *arg) {
+  struct fan *f = (struct fan *)arg;
+  struct msg m;
+  for (;;) {
+    int64_t sent, got;
+    if (msgrcv(f->id, &m, MAXTEXT, 0, 0) < 0) {
+      if (errno == EINTR) continue;
+      return NULL;                       /* removed: the idle run's end */
+    }
+    if (m.mtype == 2) return NULL;       /* stop */
+    got = now_ns();
+    memcpy(&sent, m.mtext, sizeof sent);
+    pthread_mutex_lock(f->mu);
+    if (*f->count < f->cap) f->lat[(*f->count)++] = got - sent;
+    pthread_mutex_unlock(f->mu);
+  }
+}
+
+static void run_fan(int nq, long n, double mingap, double maxgap, double idle_s) {
+  struct fan *fans = calloc((size_t)nq, sizeof *fans);
+  pthread_t *threads = calloc((size_t)nq, sizeof *threads);
+  int *ids = calloc((size_t)nq, sizeof *ids);
+  long total = n > 0 ? n + WAKE_WARM : 0, count = 0, i;
+  int64_t *lat = malloc(sizeof(int64_t) * (size_t)(total > 0 ? total : 1));
+  pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  int k;
+  pid_t pid = -1;
+  if (fans == NULL || threads == NULL || ids == NULL || lat == NULL) die("malloc");
+  for (k = 0; k < nq; k++) {
+    ids[k] = new_queue();
+    fans[k].id = ids[k];
+    fans[k].mu = &mu;
+    fans[k].lat = lat;
+    fans[k].count = &count;
+    fans[k].cap = total;
+    if (pthread_create(&threads[k], NULL, fan_thread, &fans[k]) != 0) die("pthread_create");
+  }
+  if (idle_s > 0) {
+    int64_t w0, c0;
+    sleep_s(0.2);                        /* every thread blocked */
+    w0 = now_ns();
+    c0 = cpu_ns();
+    sleep_s(idle_s);
+    printf("result cpu_per_wall %.6f\n", (double)(cpu_ns() - c0) / (double)(now_ns() - w0));
+    remove_queue();                      /* EIDRM ends the threads */
+  } else {
+    pid = fork_child();
+    if (pid == 0) {
+      stamp_many(ids, nq, total, mingap, maxgap, 0.1);
+      _exit(0);
+    }
+  }
+  for (k = 0; k < nq; k++) pthread_join(threads[k], NULL);
+  if (pid > 0) {
+    reap(pid);
+    if (count > WAKE_WARM) {
+      /* The first WAKE_WARM wake-ups (in arrival order) are dropped, as in wake. */
+      for (i = WAKE_WARM; i < count; i++) printf("sample %lld\n", (long long)lat[i]);
+      report_latencies(lat + WAKE_WARM, (size_t)(count - WAKE_WARM), "wake");
+    }
+  }
+  free(fans);
+  free(threads);
+  free(ids);
+  free(lat);
+}
+
 static void usage(void) {
   fprintf(stderr, "usage: cpeer pair|stream|pingpong SIZE N WARM\n"
                   "       cpeer wake block|poll N MINGAP MAXGAP [SPINS MIN MAX]\n"
                   "       cpeer idle block|poll SECONDS [SPINS MIN MAX]\n"
-                  "       cpeer stamp ID N MINGAP MAXGAP\n");
+                  "       cpeer stamp ID N MINGAP MAXGAP\n"
+                  "       cpeer fanwake QUEUES N MINGAP MAXGAP\n"
+                  "       cpeer fanidle QUEUES SECONDS\n"
+                  "       cpeer stampmany N MINGAP MAXGAP DELAY ID...\n");
   exit(2);
 }
 
@@ -419,6 +537,27 @@ int main(int argc, char **argv) {
   } else if (strcmp(mode, "stamp") == 0) {
     if (argc != 6) usage();
     stamp_loop((int)arg_long(argv[2]), arg_long(argv[3]), arg_double(argv[4]), arg_double(argv[5]));
+  } else if (strcmp(mode, "fanwake") == 0 || strcmp(mode, "fanidle") == 0) {
+    long nq;
+    if (argc < 4) usage();
+    nq = arg_long(argv[2]);
+    if (nq < 1 || nq > MAXQUEUES) usage();
+    if (mode[3] == 'w') {
+      long n;
+      if (argc != 6) usage();
+      n = arg_long(argv[3]);
+      if (n < 1) usage();
+      run_fan((int)nq, n, arg_double(argv[4]), arg_double(argv[5]), 0);
+    } else {
+      if (argc != 4) usage();
+      run_fan((int)nq, 0, 0, 0, arg_double(argv[3]));
+    }
+  } else if (strcmp(mode, "stampmany") == 0) {
+    int ids[MAXQUEUES], k, nids = argc - 6;
+    if (argc < 7 || nids > MAXQUEUES) usage();
+    for (k = 0; k < nids; k++) ids[k] = (int)arg_long(argv[6 + k]);
+    stamp_many(ids, nids, arg_long(argv[2]), arg_double(argv[3]), arg_double(argv[4]),
+               arg_double(argv[5]));
   } else {
     usage();
   }

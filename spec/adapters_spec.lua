@@ -280,6 +280,57 @@ describe("mq.luv", function()
     for _, q in ipairs(qs) do q:close() end
   end)
 
+  -- In a child process: a luv loop left polling a closed fd aborts the process.
+  local function luv_child(body)
+    local ok, code, out = H.lua_e([[
+      local uv = require "luv"
+      local mq = require "mq"
+      require("mq.luv").install()
+      local q = assert(mq.new(mq.PRIVATE))
+      local function after(ms, fn)
+        local t = uv.new_timer()
+        t:start(ms, 0, function() t:close() fn() end)
+      end
+      ]] .. body .. [[
+      local watchdog = uv.new_timer()
+      watchdog:start(10000, 0, function() print("WATCHDOG") uv.stop() end)
+      watchdog:unref()
+      uv.run()
+      watchdog:close()
+      uv.run("nowait")                     -- completes the close (exiting before it crashes luv)
+      q:destroy()
+      local n = 0
+      for l in io.popen("grep -lx mq-ready /proc/" .. uv.os_getpid() .. "/task/*/comm 2>/dev/null"):lines() do
+        n = n + 1
+      end
+      print("HELPERS", n)
+    ]], nil, 30)
+    return ok, code, out
+  end
+
+  it("takes a huge finite timeout (1e300) as no deadline", function()
+    local ok, code, out = luv_child([[
+      coroutine.wrap(function() print("RESULT", pcall(q.receive_timeout, q, 1e300)) end)()
+      after(20, function() assert(q:send("late")) end)
+    ]])
+    assert(ok, "child exited " .. tostring(code) .. ": " .. out)
+    assert.matches("RESULT\ttrue\tlate\t1\n", out)
+    assert.matches("HELPERS\t0\n", out)
+    assert.is_nil(out:match("WATCHDOG"))
+  end)
+
+  it("unregisters a wait's fd when its coroutine is closed while it waits", function()
+    local ok, code, out = luv_child([[
+      local co = coroutine.create(function() q:receive_timeout(-1) end)
+      assert(coroutine.resume(co))
+      after(20, function() print("CLOSED", coroutine.close(co)) end)
+    ]])
+    assert(ok, "child exited " .. tostring(code) .. ": " .. out)
+    assert.matches("CLOSED\ttrue\n", out)
+    assert.matches("HELPERS\t0\n", out)
+    assert.is_nil(out:match("WATCHDOG"))
+  end)
+
   it("wakes a wait whose handle is closed meanwhile, with `closed`", function()
     adapter.install()
     local q = H.fresh_key_queue()

@@ -15,7 +15,7 @@ local uv = require "luv"
 local mq = require "mq"
 local core = require "mq.core"
 
-local huge, floor = math.huge, math.floor
+local floor, setmetatable = math.floor, setmetatable
 local running, resume, yield, isyieldable = coroutine.running, coroutine.resume,
   coroutine.yield, coroutine.isyieldable
 local error, pairs, next, tostring = error, pairs, next, tostring
@@ -52,30 +52,45 @@ local function unwatch(fd, co)
   end
 end
 
+-- A wait's registrations go however the waiter is left: resumed, or its coroutine
+-- closed (coroutine.close runs this before the wait itself closes its fds: libuv must
+-- never poll an fd that was closed under it).
+local Registered = {
+  __close = function(r)
+    for i = 1, #r.fds do unwatch(r.fds[i], r.co) end
+    if r.timer then
+      r.timer:stop()
+      r.timer:close()
+    end
+  end,
+}
+
+-- Longer than this (about 24 days, libuv's timers count int milliseconds) is no deadline.
+local LONGEST = 2e9 / 1000
+
 --- waiter(seconds, fds): inside a coroutine, yield until an fd is readable or
 -- `seconds` have passed (uv_poll and a uv timer resume it).
 function M.waiter(seconds, fds)
   local co = running()
   if not isyieldable() then return core.block(fds or {}, seconds) end
   fds = fds or {}
-  local woken, timer = false, nil
+  local woken = false
   local function wake()
     if woken then return end
     woken = true
     local ok, err = resume(co)
     if not ok then error(tostring(err), 0) end
   end
-  for i = 1, #fds do watch(fds[i], co, wake) end
-  if seconds < huge then
-    timer = uv.new_timer()
-    timer:start(floor(seconds * 1000 + 0.999), 0, wake)
+  local r <close> = setmetatable({ fds = {}, co = co }, Registered)
+  if seconds < LONGEST then
+    r.timer = uv.new_timer()
+    r.timer:start(seconds > 0 and floor(seconds * 1000 + 0.999) or 0, 0, wake)
+  end
+  for i = 1, #fds do
+    watch(fds[i], co, wake)
+    r.fds[i] = fds[i]
   end
   yield()
-  for i = 1, #fds do unwatch(fds[i], co) end
-  if timer then
-    timer:stop()
-    timer:close()
-  end
 end
 
 --- install() -> the previous waiter and its options: make M.waiter mq's waiter.

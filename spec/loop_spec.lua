@@ -176,6 +176,24 @@ describe("mq.loop", function()
     q:close()
   end)
 
+  it("lets a timed call that cannot yield (in a table.sort comparator) wait all the same", function()
+    local q = H.fresh_key_queue()
+    assert(q:send("there", 1))
+    local loop = new_loop()
+    local result
+    loop:spawn(function()
+      local t = { 3, 1, 2 }
+      result = { pcall(table.sort, t, function(a, b)
+        H.fails("timeout", q:receive_timeout(0.002, 7))   -- waits, then times out
+        return a < b
+      end) }
+      result[3] = q:receive_timeout(0, 1)
+    end)
+    assert.is_true(loop:run(30))
+    assert.are.same({ true, nil, "there" }, result)
+    q:close()
+  end)
+
   it("polls with back-off steps and starts no thread with threads = false", function()
     mq.set_poll { threads = false }
     local q = H.fresh_key_queue()

@@ -15,8 +15,8 @@ local mq = require "mq"
 local core = require "mq.core"
 
 local monotonic, block = core.monotonic, core.block
-local create, resume, running, status, yield = coroutine.create, coroutine.resume,
-  coroutine.running, coroutine.status, coroutine.yield
+local create, resume, running, status, yield, isyieldable = coroutine.create, coroutine.resume,
+  coroutine.running, coroutine.status, coroutine.yield, coroutine.isyieldable
 local huge, pack, unpack = math.huge, table.pack, table.unpack
 local error, type, setmetatable, tostring, pairs, ipairs, pcall =
   error, type, setmetatable, tostring, pairs, ipairs, pcall
@@ -135,8 +135,10 @@ function Loop:run(timeout)
   end
   local stop = (timeout and timeout >= 0) and monotonic() + timeout or huge
   local tasks, previous, previous_opts = self.tasks, nil, nil
+  -- A timed call that cannot yield (inside a C function such as table.sort's comparator)
+  -- waits as it would outside the loop, through the waiter that was there before.
   local function waiter(seconds, fds)
-    if tasks[running()] then return yield(WAIT, seconds, fds) end
+    if tasks[running()] and isyieldable() then return yield(WAIT, seconds, fds) end
     if previous_opts and previous_opts.fds then return previous(seconds, fds) end
     return previous(seconds < 1e-3 and seconds or 1e-3)
   end

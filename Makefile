@@ -56,15 +56,20 @@ install: install-lib
 	install -d $(DESTDIR)$(BINDIR)
 	install -m 0755 bin/mq $(DESTDIR)$(BINDIR)/mq
 
-# The module alone (luarocks installs and wraps bin/mq itself).
+# The module alone (luarocks installs and wraps bin/mq itself): the core, mq.lua and
+# the Lua modules under lua/mq/ (mq.loop, mq.cqueues, mq.luv).
+LUA_MODULES := $(wildcard lua/mq/*.lua)
+
 install-lib: $(CORE)
-	install -d $(DESTDIR)$(LUA_LIBDIR)/mq $(DESTDIR)$(LUA_DIR)
+	install -d $(DESTDIR)$(LUA_LIBDIR)/mq $(DESTDIR)$(LUA_DIR)/mq
 	install -m 0755 $(CORE) $(DESTDIR)$(LUA_LIBDIR)/mq/core.so
 	install -m 0644 lua/mq.lua $(DESTDIR)$(LUA_DIR)/mq.lua
+	install -m 0644 $(LUA_MODULES) $(DESTDIR)$(LUA_DIR)/mq/
 
 uninstall:
 	rm -f $(DESTDIR)$(LUA_LIBDIR)/mq/core.so $(DESTDIR)$(LUA_DIR)/mq.lua $(DESTDIR)$(BINDIR)/mq
-	-rmdir $(DESTDIR)$(LUA_LIBDIR)/mq 2>/dev/null
+	rm -f $(LUA_MODULES:lua/mq/%=$(DESTDIR)$(LUA_DIR)/mq/%)
+	-rmdir $(DESTDIR)$(LUA_LIBDIR)/mq $(DESTDIR)$(LUA_DIR)/mq 2>/dev/null
 
 clean:
 	rm -rf build libmq.a

@@ -10,6 +10,9 @@ PREFIX       ?= /usr/local
 LUA_LIBDIR   ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
 LUA_DIR      ?= $(PREFIX)/share/lua/$(LUA_VERSION)
 BINDIR       ?= $(PREFIX)/bin
+MANDIR       ?= $(PREFIX)/share/man
+INCDIR       ?= $(PREFIX)/include
+LIBDIR       ?= $(PREFIX)/lib
 
 LUA_CFLAGS   ?= $(shell $(PKG_CONFIG) --cflags lua$(LUA_VERSION) 2>/dev/null)
 OPTFLAGS     ?= -O2 -g
@@ -18,15 +21,20 @@ MQ_CFLAGS    := -std=c99 -D_GNU_SOURCE -pthread -fPIC -fvisibility=hidden $(WARN
 LIBFLAG      ?= -shared
 MQ_LIBS      := -pthread
 
-SRCS := $(wildcard csrc/*.c)
+# csrc/preload.c goes into libmq.a only, with the Lua layer compiled in.
+SRCS := $(filter-out csrc/preload.c,$(wildcard csrc/*.c))
 HDRS := $(wildcard csrc/*.h)
 OBJS := $(SRCS:csrc/%.c=build/%.o)
+
+# The Lua layer: module name = file.
+LUA_MODULES := mq=lua/mq.lua mq.loop=lua/mq/loop.lua mq.cqueues=lua/mq/cqueues.lua mq.luv=lua/mq/luv.lua
+LUA_FILES   := $(foreach m,$(LUA_MODULES),$(lastword $(subst =, ,$(m))))
 
 # The test environment: this tree's module first, a private TMPDIR per run.
 CORE := build/mq/core.so
 TEST_ENV = LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/spec/?.lua;;' LUA_CPATH='$(CURDIR)/build/?.so;;'
 
-.PHONY: all test demo install install-lib uninstall clean bench examples lint asan valgrind
+.PHONY: all test demo install install-lib install-embed uninstall clean bench examples lint asan valgrind
 
 all: $(CORE)
 
@@ -38,9 +46,18 @@ $(CORE): $(OBJS)
 	@mkdir -p build/mq
 	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJS) $(MQ_LIBS)
 
-# A static archive for C hosts that link mq in (see examples/embed).
-libmq.a: $(OBJS)
-	$(AR) rcs $@ $(OBJS)
+# A static archive for C hosts that link mq in (see examples/embed): the core, and
+# luamq_preload with the Lua layer compiled in (tools/lua2c.lua).
+build/luamq_chunks.c: $(LUA_FILES) tools/lua2c.lua
+	@mkdir -p build
+	$(LUA) tools/lua2c.lua $(LUA_MODULES) > $@.tmp && mv $@.tmp $@
+
+build/luamq_chunks.o: build/luamq_chunks.c csrc/preload.h
+	$(CC) $(MQ_CFLAGS) -Icsrc -c -o $@ $<
+
+libmq.a: $(OBJS) build/preload.o build/luamq_chunks.o
+	rm -f $@
+	$(AR) rcs $@ $^
 
 test: $(CORE)
 	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/mq-test.XXXXXX") && \
@@ -52,22 +69,36 @@ demo: $(CORE)
 	  $(TEST_ENV) TMPDIR="$$tmp" LUA=$(LUA) sh examples/producer_consumer/run; \
 	  rc=$$?; rm -rf "$$tmp"; exit $$rc
 
+# The module, the command (told where the module is, so it runs with no LUA_PATH set)
+# and its man page.
 install: install-lib
-	install -d $(DESTDIR)$(BINDIR)
-	install -m 0755 bin/mq $(DESTDIR)$(BINDIR)/mq
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	sed -e 's|^-- @MQ_PATHS@$$|package.path = "$(LUA_DIR)/?.lua;" .. package.path; package.cpath = "$(LUA_LIBDIR)/?.so;" .. package.cpath|' \
+	  bin/mq > $(DESTDIR)$(BINDIR)/mq.tmp && chmod 0755 $(DESTDIR)$(BINDIR)/mq.tmp && \
+	  mv $(DESTDIR)$(BINDIR)/mq.tmp $(DESTDIR)$(BINDIR)/mq
+	install -m 0644 man/mq.1 $(DESTDIR)$(MANDIR)/man1/mq.1
 
-# The module alone (luarocks installs and wraps bin/mq itself).
+# The modules alone.
 install-lib: $(CORE)
-	install -d $(DESTDIR)$(LUA_LIBDIR)/mq $(DESTDIR)$(LUA_DIR)
+	install -d $(DESTDIR)$(LUA_LIBDIR)/mq $(DESTDIR)$(LUA_DIR)/mq
 	install -m 0755 $(CORE) $(DESTDIR)$(LUA_LIBDIR)/mq/core.so
 	install -m 0644 lua/mq.lua $(DESTDIR)$(LUA_DIR)/mq.lua
+	install -m 0644 lua/mq/loop.lua lua/mq/cqueues.lua lua/mq/luv.lua $(DESTDIR)$(LUA_DIR)/mq/
+
+# For C programs that link mq in: the header and libmq.a.
+install-embed: libmq.a
+	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)
+	install -m 0644 csrc/luamq.h $(DESTDIR)$(INCDIR)/luamq.h
+	install -m 0644 libmq.a $(DESTDIR)$(LIBDIR)/libmq.a
 
 uninstall:
-	rm -f $(DESTDIR)$(LUA_LIBDIR)/mq/core.so $(DESTDIR)$(LUA_DIR)/mq.lua $(DESTDIR)$(BINDIR)/mq
-	-rmdir $(DESTDIR)$(LUA_LIBDIR)/mq 2>/dev/null
+	rm -f $(DESTDIR)$(LUA_LIBDIR)/mq/core.so $(DESTDIR)$(LUA_DIR)/mq.lua $(DESTDIR)$(BINDIR)/mq \
+	  $(DESTDIR)$(LUA_DIR)/mq/loop.lua $(DESTDIR)$(LUA_DIR)/mq/cqueues.lua $(DESTDIR)$(LUA_DIR)/mq/luv.lua \
+	  $(DESTDIR)$(MANDIR)/man1/mq.1 $(DESTDIR)$(INCDIR)/luamq.h $(DESTDIR)$(LIBDIR)/libmq.a
+	-rmdir $(DESTDIR)$(LUA_LIBDIR)/mq $(DESTDIR)$(LUA_DIR)/mq 2>/dev/null
 
 clean:
-	rm -rf build libmq.a
+	rm -rf build libmq.a doc
 
 bench: $(CORE)
 	$(TEST_ENV) LUA=$(LUA) $(if $(QUICK),BENCH_QUICK=$(QUICK)) sh bench/run
@@ -77,16 +108,12 @@ examples: $(CORE) libmq.a build/embed-host
 	  $(TEST_ENV) TMPDIR="$$tmp" LUA=$(LUA) sh examples/run; \
 	  rc=$$?; rm -rf "$$tmp"; exit $$rc
 
-# examples/embed: a C host with the core linked in from libmq.a and lua/mq.lua compiled in.
+# examples/embed: a C host with mq linked in from libmq.a (luamq.h, luamq_preload).
 LUA_LIBS ?= $(shell $(PKG_CONFIG) --libs lua$(LUA_VERSION) 2>/dev/null)
 
-build/mq_lua.c: lua/mq.lua examples/embed/lua2c.lua
-	@mkdir -p build
-	$(LUA) examples/embed/lua2c.lua lua/mq.lua mq_lua_chunk > $@.tmp && mv $@.tmp $@
-
-build/embed-host: examples/embed/host.c build/mq_lua.c libmq.a
-	$(CC) -std=c99 $(WARNFLAGS) $(OPTFLAGS) $(LUA_CFLAGS) $(CFLAGS) -o $@ \
-	  examples/embed/host.c build/mq_lua.c libmq.a $(LDFLAGS) $(LUA_LIBS) $(MQ_LIBS)
+build/embed-host: examples/embed/host.c csrc/luamq.h libmq.a
+	$(CC) -std=c99 $(WARNFLAGS) $(OPTFLAGS) $(LUA_CFLAGS) -Icsrc $(CFLAGS) -o $@ \
+	  examples/embed/host.c libmq.a $(LDFLAGS) $(LUA_LIBS) $(MQ_LIBS)
 
 # --- Quality gates: lint, sanitizers, valgrind -----------------------------------------
 
@@ -99,7 +126,7 @@ LINT_LUA    = lua spec bin/mq $(shell find bench examples -name '*.lua' 2>/dev/n
 # cppcheck (without Lua's headers: luaconf.h trips it), clang-tidy with the build's flags
 # (checks in .clang-tidy), luacheck (.luacheckrc). Any finding fails. The test-only C
 # module under spec/support/ is held to the same standard as csrc/.
-LINT_C = $(SRCS) $(wildcard spec/support/*.c)
+LINT_C = $(wildcard csrc/*.c) $(wildcard spec/support/*.c) examples/embed/host.c
 
 lint:
 	$(CPPCHECK) --quiet --error-exitcode=1 --std=c99 --enable=warning,style,performance,portability \

@@ -34,7 +34,7 @@ LUA_FILES   := $(foreach m,$(LUA_MODULES),$(lastword $(subst =, ,$(m))))
 CORE := build/mq/core.so
 TEST_ENV = LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/spec/?.lua;;' LUA_CPATH='$(CURDIR)/build/?.so;;'
 
-.PHONY: all test demo install install-lib install-embed uninstall clean bench examples lint asan valgrind
+.PHONY: all test demo install install-lib install-embed uninstall clean bench examples lint asan valgrind docs
 
 all: $(CORE)
 
@@ -114,6 +114,18 @@ LUA_LIBS ?= $(shell $(PKG_CONFIG) --libs lua$(LUA_VERSION) 2>/dev/null)
 build/embed-host: examples/embed/host.c csrc/luamq.h libmq.a
 	$(CC) -std=c99 $(WARNFLAGS) $(OPTFLAGS) $(LUA_CFLAGS) -Icsrc $(CFLAGS) -o $@ \
 	  examples/embed/host.c libmq.a $(LDFLAGS) $(LUA_LIBS) $(MQ_LIBS)
+
+# `make docs`: the HTML reference (build/doc/index.html) from the doc comments at every
+# public definition (config.ld). Any LDoc warning ("file:line: ...") fails it.
+LDOC ?= ldoc
+LDOC_NOISE = -e 'using built-in markdown' -e 'found master module' -e 'reading configuration' \
+  -e 'closing section from master module' -e 'markdown not found, falling back to text'
+
+docs:
+	@rm -rf build/doc; out=$$($(LDOC) . 2>&1); rc=$$?; \
+	  printf '%s\n' "$$out" | grep -v $(LDOC_NOISE); \
+	  if [ $$rc -ne 0 ] || printf '%s\n' "$$out" | grep -qE '^[^ ]+:[0-9]+: '; then \
+	    echo "docs: LDoc reported problems"; exit 1; fi
 
 # --- Quality gates: lint, sanitizers, valgrind -----------------------------------------
 

@@ -1,6 +1,10 @@
 /*
  * A queue's kernel state: msgctl(IPC_STAT) as a table, and msgctl(IPC_SET).
  */
+
+/***
+@module mq
+*/
 #include <errno.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
@@ -15,7 +19,15 @@ static void set_int(lua_State *L, const char *k, lua_Integer v) {
   lua_setfield(L, -2, k);
 }
 
-/** q:stat() -> table of msgctl(IPC_STAT): counts, capacity, pids, times, owner, mode, key, id. */
+/***
+The queue's state (`msgctl(IPC_STAT)`); needs read permission on the queue.
+@function queue:stat
+@within queue
+@treturn table `messages`, `bytes`, `capacity`, `last_send_pid`, `last_receive_pid`,
+`last_send_time`, `last_receive_time`, `last_change_time`, `uid`, `gid`, `cuid`, `cgid`,
+`mode`, `key`, `id`
+@return[2] nil, message, code: `closed`, `denied`, `removed`, `system`
+*/
 static int q_stat(lua_State *L) {
   lmq_queue *q = lmq_check_queue(L, 1);
   struct msqid_ds ds;
@@ -78,7 +90,14 @@ static int integer_in(lua_State *L, int arg, lua_Integer lo, lua_Integer hi, lua
   return isint && *v >= lo && *v <= hi;
 }
 
-/** q:set_capacity(bytes) -> true: msg_qbytes; beyond msgmnb needs privilege. */
+/***
+Set the queue's capacity in bytes (`msg_qbytes`); beyond msgmnb needs privilege.
+@function queue:set_capacity
+@within queue
+@tparam integer bytes 1 .. 2^31-1
+@treturn boolean true
+@return[2] nil, message, code: `closed`, `invalid`, `denied`, `removed`, `system`
+*/
 static int q_set_capacity(lua_State *L) {
   static const char op[] = "set_capacity";
   lmq_queue *q = lmq_check_queue(L, 1);
@@ -93,7 +112,15 @@ static int q_set_capacity(lua_State *L) {
   return ipc_set(L, op, q, &c);
 }
 
-/** q:set_mode(perm) -> true: the permission bits, in the forms mq.new takes (0666 bits). */
+/***
+Set the queue's permission bits.
+@function queue:set_mode
+@within queue
+@tparam string|integer perm as for `new`: `"0640"`-style octal digits or an integer,
+read and write bits only
+@treturn boolean true
+@return[2] nil, message, code: `closed`, `invalid`, `denied`, `removed`, `system`
+*/
 static int q_set_mode(lua_State *L) {
   static const char op[] = "set_mode";
   lmq_queue *q = lmq_check_queue(L, 1);
@@ -122,7 +149,15 @@ static int q_set_mode(lua_State *L) {
   return ipc_set(L, op, q, &c);
 }
 
-/** q:set_owner(uid [, gid]) -> true: the owner (and group); the creator stays. */
+/***
+Set the queue's owner (and group); its creator stays.
+@function queue:set_owner
+@within queue
+@tparam integer uid 0 .. 2^32-2
+@tparam[opt] integer gid 0 .. 2^32-2; the group stays when absent
+@treturn boolean true
+@return[2] nil, message, code: `closed`, `invalid`, `denied`, `removed`, `system`
+*/
 static int q_set_owner(lua_State *L) {
   static const char op[] = "set_owner";
   lmq_queue *q = lmq_check_queue(L, 1);

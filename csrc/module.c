@@ -12,6 +12,7 @@ static const luaL_Reg core_functions[] = {
   {"destroy", mq_destroy_where},
   {"ftok", mq_ftok},
   {"limits", mq_limits},
+  {"ignore_sigpipe", mq_ignore_sigpipe},
   {NULL, NULL}
 };
 

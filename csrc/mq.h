@@ -120,6 +120,9 @@ long mq_msgmax(int refresh);
 #define MQ_MSGMAX() (mq_msgmax_cache > 0 ? mq_msgmax_cache : mq_msgmax(0))
 int mq_limits(lua_State *L);
 
+/* process.c: process-wide settings for programs (the CLI), never used by the library. */
+int mq_ignore_sigpipe(lua_State *L);
+
 /* clock.c */
 double mq_now(void);
 int mq_sleep(double seconds);

@@ -7,13 +7,15 @@
  * (a child listing /proc/PID/fd can see a pipe fd the parent is about to close).
  * For the edge specs and the fuzz driver: full userdata holding chosen bytes (forged
  * handles) and a userdata's bytes, a Lua allocator that refuses allocations after a
- * budget, interval timers and raise().
+ * budget, interval timers, raise() and the removal of a queue by id.
  * spec/support/proc.lua compiles it into $TMPDIR at test time.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
 #include <sys/time.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -203,13 +205,28 @@ static int tp_default_signal(lua_State *L) {
   return 1;
 }
 
+/*
+ * rmid(id, key) -> true | false: remove System V queue `id` only if its key is `key` and
+ * this user created it: the fuzz driver's clean-up of the queues it made, by the ids it
+ * wrote down (private queues have no other address). Anything else is left alone.
+ */
+static int tp_rmid(lua_State *L) {
+  int id = (int)luaL_checkinteger(L, 1);
+  key_t key = (key_t)luaL_checkinteger(L, 2);
+  struct msqid_ds ds;
+  int mine = msgctl(id, IPC_STAT, &ds) == 0 && ds.msg_perm.__key == key &&
+             ds.msg_perm.cuid == geteuid();
+  lua_pushboolean(L, mine && msgctl(id, IPC_RMID, NULL) == 0);
+  return 1;
+}
+
 static const luaL_Reg tp_funcs[] = {
   {"catch", tp_catch},   {"caught", tp_caught_count}, {"fork", tp_fork},
   {"_exit", tp_exit},    {"waitpid", tp_waitpid},     {"kill", tp_kill},
   {"getpid", tp_getpid}, {"fd_count", tp_fd_count}, {"udata", tp_udata},
   {"bytes", tp_bytes},   {"with_alloc_limit", tp_with_alloc_limit},
   {"setitimer", tp_setitimer}, {"raise", tp_raise}, {"default_signal", tp_default_signal},
-  {NULL, NULL}
+  {"rmid", tp_rmid}, {NULL, NULL}
 };
 
 static void tp_const(lua_State *L, const char *name, int v) {

@@ -264,7 +264,7 @@ describe("README", function()
   it("and the examples never pass a decimal integer literal as perm (mq.new(x, 400) means 0620)", function()
     local found = {}
     for _, d in ipairs(documents()) do
-      for call in d[2]:gmatch("mq%.new%b()") do
+      for call in d[2]:gsub("mq%.sysv%.create", "mq.new"):gmatch("mq%.new%b()") do
         -- the second argument, when it is a bare decimal number (0x.. and strings are fine)
         local perm = call:match("^mq%.new%(.*,%s*(%d+)%s*%)$")
         if perm then found[#found + 1] = d[1] .. ": " .. call end

@@ -11,8 +11,10 @@
 -- SIGALRM handler has no SA_RESTART, so that blocking calls are interrupted at random.
 --
 -- Nothing can block for ever: every call runs with the timer armed and a count hook that
--- raises FUZZ-DEADLINE once the call has run for CALL_SECONDS; a watchdog process kills the
--- run if no call finishes for HANG_SECONDS (a hang in C, where no hook runs).
+-- raises FUZZ-DEADLINE once the call has run for CALL_SECONDS; past that, the timer's signal
+-- handler also sets a hook, as lua.c's Ctrl-C handler does, which a wait looping in C must
+-- return to Lua for. A watchdog process kills the run if no call finishes for HANG_SECONDS
+-- (a hang in C that no hook can reach).
 --
 -- Safety for other users of this machine: the queues it makes live in a private TMPDIR
 -- (names) or on integer keys it checked were free (a pool), plus private queues. An integer
@@ -572,8 +574,14 @@ end
 -- One call.
 
 local deadline = 0
+-- Raises once per call (the deadline moves out of reach first), so that a raise landing
+-- just after the call returned is caught by run's outer pcall and cannot come again.
 local function deadline_hook()
-  if core.monotonic() > deadline then error("FUZZ-DEADLINE: the call ran too long", 0) end
+  if core.monotonic() > deadline then
+    deadline = math.huge
+    tp.deadline(nil)      -- and the signal handler's hook will not raise again either
+    error("FUZZ-DEADLINE: the call ran too long", 0)
+  end
 end
 
 -- The timer is always armed: a blocking call must end. Usually it fires every few
@@ -581,6 +589,7 @@ end
 -- the call has had its time.
 local function arm()
   deadline = core.monotonic() + CALL_SECONDS
+  tp.deadline(deadline)
   if not SKIP.timers and chance(0.8) then
     local t = pick({ 0.0005, 0.001, 0.003, 0.01, 0.02 }) * (0.5 + math.random())
     tp.setitimer(t, t)
@@ -591,32 +600,42 @@ local function arm()
 end
 
 local function disarm()
-  debug.sethook()
   tp.setitimer(0)
+  tp.deadline(nil)
+  debug.sethook()
 end
 
 -- Call f(...) protected, in a coroutine sometimes (so the default waiter yields), with the
--- timer and the deadline hook armed. Returns true, results table or false, error.
+-- timer and the deadline hooks armed. Returns true, results table or false, error. Disarming
+-- happens inside the protection: a deadline that fires just after the call is an error of
+-- the call, not of the driver (each hook fires at most once per call).
 local function run(f, args, n, in_coroutine)
+  local body
   if not in_coroutine then
-    arm()
-    local r = table.pack(pcall(f, table.unpack(args, 1, n)))
-    disarm()
-    if r[1] then return true, table.pack(table.unpack(r, 2, r.n)) end
-    return false, r[2]
+    body = function() return table.pack(pcall(f, table.unpack(args, 1, n))) end
+  else
+    local co = coroutine.create(function() return f(table.unpack(args, 1, n)) end)
+    debug.sethook(co, deadline_hook, "", 100)
+    body = function()
+      local res
+      for _ = 1, 10000 do
+        res = table.pack(coroutine.resume(co))
+        if not res[1] or coroutine.status(co) == "dead" then break end
+        if core.monotonic() > deadline then break end
+      end
+      if res[1] and coroutine.status(co) ~= "dead" then res = { true, n = 1 } end
+      return res
+    end
   end
-  local co = coroutine.create(function() return f(table.unpack(args, 1, n)) end)
   arm()
-  debug.sethook(co, deadline_hook, "", 100)
-  local r
-  for _ = 1, 10000 do
-    r = table.pack(coroutine.resume(co))
-    if not r[1] or coroutine.status(co) == "dead" then break end
-    if core.monotonic() > deadline then break end
-  end
+  local ok, r = pcall(function()
+    local res = body()
+    disarm()
+    return res
+  end)
   disarm()
+  if not ok then return false, r end
   if not r[1] then return false, r[2] end
-  if coroutine.status(co) ~= "dead" then return true, { n = 0 } end
   return true, table.pack(table.unpack(r, 2, r.n))
 end
 
@@ -682,22 +701,32 @@ end
 ---------------------------------------------------------------------------------------------
 -- Main loop.
 
-assert(tp.catch(tp.SIGALRM))
-refill()
-local stop = t0 + SECONDS
-while core.monotonic() < stop and (not MAX_CALLS or calls < MAX_CALLS) do
-  fuzz_one()
-  if calls % 50 == 0 then refill() end
-  if calls % 500 == 0 then sweep_private() end
-  if chance(0.05) then
-    mq.set_waiter(nil)
-    mq.set_poll({ spins = 3, min = 50e-6, max = 1e-3 })
+assert(tp.catch_deadline(tp.SIGALRM))
+local function main_loop()
+  refill()
+  local stop = t0 + SECONDS
+  while core.monotonic() < stop and (not MAX_CALLS or calls < MAX_CALLS) do
+    fuzz_one()
+    if calls % 50 == 0 then refill() end
+    if calls % 500 == 0 then sweep_private() end
+    if chance(0.05) then
+      mq.set_waiter(nil)
+      mq.set_poll({ spins = 3, min = 50e-6, max = 1e-3 })
+    end
+    if chance(0.01) then
+      if chance(0.5) then collectgarbage("generational", pick({ 1, 1, 2, 5, 20 }), rnd(100))
+      else collectgarbage("incremental", pick({ 100, 100, 110, 200 }), pick({ 100, 200, 400 }), rnd(14)) end
+    end
+    if chance(0.05) then collectgarbage("step", rnd(200)) end
   end
-  if chance(0.01) then
-    if chance(0.5) then collectgarbage("generational", pick({ 1, 1, 2, 5, 20 }), rnd(100))
-    else collectgarbage("incremental", pick({ 100, 100, 110, 200 }), pick({ 100, 200, 400 }), rnd(14)) end
-  end
-  if chance(0.05) then collectgarbage("step", rnd(200)) end
+end
+-- An error of the driver itself is a failure of the run, after the clean-up; the timer must
+-- be off before the state (and testproc.so with its signal handler) goes away.
+local driver_ok, driver_err = xpcall(main_loop, debug.traceback)
+disarm()
+if not driver_ok then
+  findings[#findings + 1] = "driver error: " .. tostring(driver_err)
+  print("fuzz: DRIVER ERROR " .. tostring(driver_err))
 end
 
 ---------------------------------------------------------------------------------------------

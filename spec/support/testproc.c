@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
 #include <sys/time.h>
@@ -50,6 +51,63 @@ static int tp_catch(lua_State *L) {
   if (sigaction(signo, &sa, NULL) != 0) return tp_fail(L);
   lua_pushboolean(L, 1);
   return 1;
+}
+
+/*
+ * The fuzz driver's deadline, enforced from a signal handler the way lua.c enforces Ctrl-C:
+ * once the deadline has passed, the SIGALRM handler sets a hook on the main Lua state, and
+ * the hook raises "FUZZ-DEADLINE". A wait looping in C must return to Lua when a hook was set
+ * during it (issue 9, item 7); this is how the driver gets a call that never returns back.
+ */
+static lua_State *tp_main_state;
+static volatile double tp_deadline_at;   /* monotonic seconds; 0: no deadline */
+
+static double tp_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Raises once per deadline: the deadline is cleared first. */
+static void tp_deadline_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  if (tp_deadline_at > 0 && tp_now() > tp_deadline_at) {
+    tp_deadline_at = 0;
+    luaL_error(L, "FUZZ-DEADLINE: the call ran too long (signal hook)");
+  }
+}
+
+static void tp_deadline_signal(int signo) {
+  (void)signo;
+  tp_caught = tp_caught + 1;
+  /* As lua.c's laction: lua_sethook may be called from a signal handler (ldebug.c). */
+  if (tp_deadline_at > 0 && tp_now() > tp_deadline_at && tp_main_state != NULL)
+    lua_sethook(tp_main_state, tp_deadline_hook,  /* NOLINT(bugprone-signal-handler,cert-sig30-c) */
+                LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+/* catch_deadline(signo): like catch(signo), and the handler enforces deadline(t). */
+static int tp_catch_deadline(lua_State *L) {
+  int signo = (int)luaL_checkinteger(L, 1);
+  struct sigaction sa;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  tp_main_state = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = tp_deadline_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;
+  if (sigaction(signo, &sa, NULL) != 0) return tp_fail(L);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* deadline(t): the monotonic time (core.monotonic's clock) after which the handler of
+ * catch_deadline raises through a hook; nil or 0 clears it. */
+static int tp_set_deadline(lua_State *L) {
+  tp_deadline_at = (double)luaL_optnumber(L, 1, 0);
+  return 0;
 }
 
 /* caught(): how many signals the no-op handler has seen. */
@@ -226,7 +284,8 @@ static const luaL_Reg tp_funcs[] = {
   {"getpid", tp_getpid}, {"fd_count", tp_fd_count}, {"udata", tp_udata},
   {"bytes", tp_bytes},   {"with_alloc_limit", tp_with_alloc_limit},
   {"setitimer", tp_setitimer}, {"raise", tp_raise}, {"default_signal", tp_default_signal},
-  {"rmid", tp_rmid}, {NULL, NULL}
+  {"rmid", tp_rmid}, {"catch_deadline", tp_catch_deadline}, {"deadline", tp_set_deadline},
+  {NULL, NULL}
 };
 
 static void tp_const(lua_State *L, const char *name, int v) {

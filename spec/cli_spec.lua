@@ -400,29 +400,30 @@ describe("bin/mq", function()
       it(string.format("exits 2 for 'mq create %s' (a usage error)", k), function()
         local code, out = cli({ "create", k })
         assert.equal(2, code, out)
-        assert.matches("^mq create: key", out)
+        assert.matches("^mq create: .*key", out)
       end)
     end
 
-    it("exits 2 for 'mq create 0x1<8 hex digits>' and leaves that 32-bit key unused", function()
+    -- 0x1 followed by 16 hex digits is 2^64 + key: tonumber wraps it to the 32-bit key.
+    it("exits 2 for 'mq create 0x1<16 hex digits>' (2^64 + key) and leaves that key unused", function()
       local key = H.track(H.unused_key())
-      local code, out = cli({ "create", string.format("0x1%08x", key) })
+      local code, out = cli({ "create", string.format("0x1%016x", key) })
       assert.equal(2, code, out)
       assert.equal("notfound", select(3, mq.open(key)))
     end)
 
-    it("exits 2 for 'mq rm 0x1<key>' and leaves the queue with that 32-bit key alone", function()
+    it("exits 2 for 'mq rm 0x1<16 hex digits>' (like 0x1000000005ad132c6) and leaves the queue "
+      .. "with that 32-bit key alone; likewise stat, recv, send and keys above 2^32-1", function()
       local kq, key = H.fresh_key_queue()
       assert(kq:send("still here"))
-      for _, cmd in ipairs({ "rm", "stat", "recv" }) do
-        local code, out = cli({ cmd, string.format("0x1%08x", key) })
-        assert.equal(2, code, out)
-        code, out = cli({ cmd, string.format("0x%016x", (1 << 60) | key) })
-        assert.equal(2, code, out)
-        code, out = cli({ cmd, tostring(0x100000000 + key) })
-        assert.equal(2, code, out)
+      for _, args in ipairs({ { "rm" }, { "stat" }, { "recv" }, { "send", "x" } }) do
+        for _, k in ipairs({ string.format("0x1%016x", key), string.format("0x1%08x", key),
+                             string.format("0x%x%016x", 0xabc, key), tostring(0x100000000 + key) }) do
+          local code, out = cli({ args[1], k, args[2] })
+          assert.equal(2, code, args[1] .. " " .. k .. ": " .. out)
+        end
       end
-      assert.equal(1, kq:stat().messages)
+      assert.same({ "still here", 1 }, { kq:receive_timeout(0) })
       kq:close()
     end)
 

@@ -34,7 +34,7 @@ LUA_FILES   := $(foreach m,$(LUA_MODULES),$(lastword $(subst =, ,$(m))))
 CORE := build/mq/core.so
 TEST_ENV = LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/spec/?.lua;;' LUA_CPATH='$(CURDIR)/build/?.so;;'
 
-.PHONY: all test demo install install-lib install-embed uninstall clean bench examples lint asan valgrind docs
+.PHONY: all test demo install install-lib install-embed uninstall clean bench examples lint asan valgrind docs fuzz
 
 all: $(CORE)
 
@@ -174,7 +174,7 @@ asan: build/asan/mq/core.so
 	    UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$$reports/ubsan" \
 	    $(BUSTED) --lua=$(LUA) $(BUSTED_FLAGS) spec 2>&1; echo $$? > "$$reports/rc"; } | tee "$$reports/log"; \
 	  rc=$$(cat "$$reports/rc"); \
-	  if ls "$$reports"/asan* "$$reports"/ubsan* >/dev/null 2>&1 || \
+	  if [ -n "$$(find "$$reports" -name 'asan*' -o -name 'ubsan*')" ] || \
 	     grep -qE 'runtime error:|ERROR: AddressSanitizer|ERROR: LeakSanitizer' "$$reports/log"; then \
 	    echo "asan: SANITIZER REPORTS"; cat "$$reports"/asan* "$$reports"/ubsan* 2>/dev/null; rc=1; \
 	  else echo "asan: no sanitizer reports"; fi; \
@@ -192,3 +192,33 @@ valgrind: $(CORE)
 	  $(TEST_ENV) TMPDIR="$$tmp" MQ_MEMTOOL=valgrind MQ_TEST_SCALE=$(VALGRIND_SCALE) \
 	  $(VALGRIND) $(VALGRIND_FLAGS) $(LUA) $$(command -v $(BUSTED)) $(BUSTED_FLAGS) spec; \
 	  rc=$$?; rm -rf "$$tmp"; exit $$rc
+
+# `make fuzz`: spec/fuzz/driver.lua calls every function and method of mq, mq.core and the
+# handle with random arguments (finalizers that re-enter mq, interval timers interrupting
+# blocking calls), against the ASan/UBSan build with the runtime preloaded as for `make asan`.
+# MQ_FUZZ_SEED=N replays a run (the seed is printed), MQ_FUZZ_SECONDS bounds it (default 60),
+# MQ_FUZZ_SKIP leaves labels or features out (see the driver). A finding (a Lua error other
+# than an argument error, a broken failure triple), a sanitizer report, a crash or a hang
+# fails it. The queues of the run are removed even after a crash (the driver's ledger).
+MQ_FUZZ_SECONDS ?= 60
+
+fuzz: build/asan/mq/core.so
+	@rt=$$($(CC) -print-file-name=libasan.so) && test -f "$$rt" || { echo "no libasan.so for $(CC)"; exit 1; }; \
+	  tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/mq-fuzz.XXXXXX") && reports=$$(mktemp -d "$${TMPDIR:-/tmp}/mq-fuzz-reports.XXXXXX") && \
+	  { LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/spec/?.lua;;' LUA_CPATH='$(CURDIR)/build/asan/?.so;;' \
+	    TMPDIR="$$tmp" MQ_MEMTOOL=asan MQ_FUZZ_SECONDS=$(MQ_FUZZ_SECONDS) LD_PRELOAD="$$rt" \
+	    ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:log_path=$$reports/asan" \
+	    UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$$reports/ubsan" \
+	    timeout -k 10 $$(( $(MQ_FUZZ_SECONDS) + 120 )) $(LUA) spec/fuzz/driver.lua 2>&1; echo $$? > "$$reports/rc"; } | tee "$$reports/log"; \
+	  rc=$$(cat "$$reports/rc"); \
+	  LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/spec/?.lua;;' LUA_CPATH='$(CURDIR)/build/asan/?.so;;' \
+	    TMPDIR="$$tmp" LD_PRELOAD="$$rt" ASAN_OPTIONS=detect_leaks=0 \
+	    $(LUA) spec/fuzz/driver.lua cleanup "$$tmp/fuzz-ledger"; \
+	  if ! grep -q '^fuzz: [0-9]* calls in' "$$reports/log"; then \
+	    echo "fuzz: the driver died (exit $$rc): a crash, a sanitizer report, a hang or a timeout, in or after:"; \
+	    cat "$$tmp"/fuzz-progress-* 2>/dev/null | sed 's/ *$$//'; [ $$rc -ne 0 ] || rc=1; fi; \
+	  if [ -n "$$(find "$$reports" -name 'asan*' -o -name 'ubsan*')" ] || \
+	     grep -qE 'runtime error:|ERROR: AddressSanitizer' "$$reports/log"; then \
+	    echo "fuzz: SANITIZER REPORTS"; cat "$$reports"/asan* "$$reports"/ubsan* 2>/dev/null; rc=1; \
+	  fi; \
+	  rm -rf "$$tmp" "$$reports"; exit $$rc

@@ -303,12 +303,12 @@ function mq.select(handles, timeout, selector)
   check_type(handles, 1, "select", "table")
   check_selector(selector, 3, "select")
   for i = 1, #handles do
-    local h, selector = select_handle(handles[i])
+    local h, own = select_handle(handles[i])
     if getmetatable(h) ~= queue_mt then
       argerror(1, "select", ("handle or {handle, selector} expected at index %d, got %s"):format(i,
         type(handles[i])))
     end
-    check_selector(selector, 1, "select")
+    check_selector(own, 1, "select")
   end
   check_type(timeout, 2, "select", "number")
   if #handles == 0 then return nil, "select: no queues given", "invalid" end

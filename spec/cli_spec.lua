@@ -309,4 +309,219 @@ describe("bin/mq", function()
       assert.equal(0, (cli({ "rm", H.name("cli-missing") })))
     end)
   end)
+
+  -- Issue 9, items 8 to 10 and 12: a failed standard output, keys that wrap or mean
+  -- IPC_PRIVATE, exit codes for internal errors and Ctrl-C, a bounded standard input.
+  describe("when standard output fails, recv", function()
+    local name, q
+    before_each(function()
+      name = H.name("cli-out")
+      q = assert(mq.new(name))
+    end)
+    after_each(function() q:close() end)
+
+    local function assert_put_back(code, err)
+      assert.equal(3, code, err)
+      assert.matches("^mq recv: cannot write the message %(11 bytes, type 5%) to standard output: .*"
+        .. "put back at the end of the queue\n$", err)
+      -- Back at the end of the queue, with its type.
+      assert.same({ "second", 6 }, { q:receive_timeout(0) })
+      assert.same({ "the message", 5 }, { q:receive_timeout(0) })
+    end
+
+    it("exits 3 and puts the message back (same type, end of the queue) when writing to /dev/full", function()
+      assert(q:send("the message", 5))
+      assert(q:send("second", 6))
+      assert_put_back(cli({ "recv", name }, "2>&1 >/dev/full"))
+    end)
+
+    it("exits 3 and puts the message back when standard output is closed", function()
+      assert(q:send("the message", 5))
+      assert(q:send("second", 6))
+      assert_put_back(cli({ "recv", name }, "2>&1 >&-"))
+    end)
+
+    -- recv --timeout 20 into a pipe whose reader has exited before the message is sent.
+    for _, how in ipairs({ "default", "ignore" }) do
+      it(string.format("exits 3 and puts the message back when the pipe's reader is gone (SIGPIPE %s "
+        .. "in the parent)", how == "default" and "at its default" or "ignored"), function()
+        local status, err, readerpid = file("status"), file("err"), file("reader")
+        local env = how == "default" and "env --default-signal=PIPE" or "env --ignore-signal=PIPE"
+        local quoted = {}
+        for i, a in ipairs({ "recv", name, "--timeout", "20" }) do quoted[i] = H.shell_quote(a) end
+        os.execute(string.format("( { %s %s %s 2>%s; echo $? > %s; } | sh -c 'echo $$ > %s' ) >/dev/null 2>&1 &",
+          env, MQ, table.concat(quoted, " "), err, status, readerpid))
+        -- The reader must be gone (its end of the pipe closed) before there is a message.
+        local pid = H.wait_until(function()
+          local s = H.read_file(readerpid)
+          return s and tonumber(s:match("%d+"))
+        end, 20)
+        assert(pid, "the reader never ran")
+        assert(H.wait_until(function()
+          local st = H.read_file("/proc/" .. pid .. "/stat")
+          return st == nil or st:match("^%d+ %b() Z") ~= nil
+        end, 20), "the reader never exited")
+        assert(q:send("the message", 5))
+        assert(q:send("second", 6))
+        local code = H.wait_until(function()
+          local s = H.read_file(status)
+          return s and tonumber(s:match("%d+"))
+        end, 30)
+        assert(code, "mq recv never finished")
+        assert_put_back(code, H.read_file(err))
+      end)
+    end
+
+    it("exits 3 and saves the message to a file it names when it cannot put it back", function()
+      -- A queue the user `nobody` may read but not write: recv works, the put-back is denied.
+      q:close()
+      local kq, key = H.fresh_key_queue("0644")
+      q = kq
+      assert(q:send("the message", 5))
+      local prefix = H.nobody()
+      local bin = H.TMPDIR .. "/nobody-lib/mq-cli"
+      assert(os.execute(string.format("cp %s %s && chmod a+rx %s", H.shell_quote(here .. "/../bin/mq"),
+        H.shell_quote(bin), H.shell_quote(bin))))
+      local _, code, err = H.sh(string.format("%s %s %s recv %d 2>&1 >/dev/full", prefix, H.LUA,
+        H.shell_quote(bin), key))
+      assert.equal(3, code, err)
+      local path = err:match("so it was saved to (%S+)\n$")
+      assert(path, err)
+      files[#files + 1] = path
+      assert.matches("^mq recv: cannot write the message %(11 bytes, type 5%) to standard output: ", err)
+      assert.equal("the message", H.read_file(path))
+      assert.equal(0, q:stat().messages)
+    end)
+  end)
+
+  describe("refuses keys that are IPC_PRIVATE or wider than 32 bits", function()
+    for _, k in ipairs({ "0", "00", "0x0", "0x00000000", "0x100000000", "0x10000000000000000",
+                         "4294967296", "18446744073709551616" }) do
+      it(string.format("exits 2 for 'mq create %s' (a usage error)", k), function()
+        local code, out = cli({ "create", k })
+        assert.equal(2, code, out)
+        assert.matches("^mq create: .*key", out)
+      end)
+    end
+
+    -- 0x1 followed by 16 hex digits is 2^64 + key: tonumber wraps it to the 32-bit key.
+    it("exits 2 for 'mq create 0x1<16 hex digits>' (2^64 + key) and leaves that key unused", function()
+      local key = H.track(H.unused_key())
+      local code, out = cli({ "create", string.format("0x1%016x", key) })
+      assert.equal(2, code, out)
+      assert.equal("notfound", select(3, mq.open(key)))
+    end)
+
+    it("exits 2 for 'mq rm 0x1<16 hex digits>' (like 0x1000000005ad132c6) and leaves the queue "
+      .. "with that 32-bit key alone; likewise stat, recv, send and keys above 2^32-1", function()
+      local kq, key = H.fresh_key_queue()
+      assert(kq:send("still here"))
+      for _, args in ipairs({ { "rm" }, { "stat" }, { "recv" }, { "send", "x" } }) do
+        for _, k in ipairs({ string.format("0x1%016x", key), string.format("0x1%08x", key),
+                             string.format("0x%x%016x", 0xabc, key), tostring(0x100000000 + key) }) do
+          local code, out = cli({ args[1], k, args[2] })
+          assert.equal(2, code, args[1] .. " " .. k .. ": " .. out)
+        end
+      end
+      assert.same({ "still here", 1 }, { kq:receive_timeout(0) })
+      kq:close()
+    end)
+
+    it("still takes 0x prefixed keys with leading zeros and 0xffffffff-range keys", function()
+      local key = H.track(H.unused_key())
+      assert.equal(0, (cli({ "create", string.format("0x0000%08x", key) })))
+      local k = assert(mq.open(key))
+      k:close()
+      assert.equal(0, (cli({ "rm", string.format("%012d", key) })))
+      assert.equal("notfound", select(3, mq.open(key)))
+    end)
+  end)
+
+  describe("exit codes", function()
+    it("are documented in the usage text: 4 internal error, 130 interrupted", function()
+      local _, out = cli({ "--help" })
+      assert.matches("4 internal error", out, 1, true)
+      assert.matches("130 interrupted", out, 1, true)
+    end)
+
+    it("exit 4 with 'internal error' and the error on stderr for an uncaught Lua error", function()
+      local name = H.name("cli-init")
+      assert(mq.new(name)):close()
+      local _, code, out = H.sh(string.format(
+        "LUA_INIT_5_4=%s %s stat %s 2>&1 >/dev/null",
+        H.shell_quote('function table.concat() error("broken by LUA_INIT") end'), MQ, H.shell_quote(name)))
+      assert.equal(4, code, out)
+      assert.matches("internal error", out, 1, true)
+      assert.matches("broken by LUA_INIT", out, 1, true)
+    end)
+
+    it("exit 130, saying so, when recv --timeout inf gets SIGINT (Ctrl-C) while it waits", function()
+      local P = require "support.proc"
+      local core = require "mq.core"
+      local name = H.name("cli-int")
+      local q = assert(mq.new(name))
+      local t0 = core.monotonic()
+      local child = P.spawn(assert(H.read_file(here .. "/../bin/mq")), nil, "recv", name, "--timeout", "inf")
+      -- Well past start-up (lua5.4 handles SIGINT only once the script runs), sleeping.
+      assert(H.wait_until(function()
+        return core.monotonic() - t0 > 0.3 and P.doing(child.pid) == "S"
+      end, 20), "recv never settled into its wait")
+      os.execute("kill -INT " .. child.pid)
+      local ok, code, out = child:finish(5)
+      assert(ok ~= nil, "recv was still running 5 s after SIGINT")
+      assert.equal(130, code, out)
+      assert.matches("^mq: interrupted\n$", out)   -- not killed by the signal: it exited 130
+      assert.equal(0, q:stat().messages)
+      q:close()
+    end)
+
+    it("exit 3 for create, recv and send when TMPDIR is a regular file (an environment problem, "
+      .. "not a usage error)", function()
+      local f = file("tmpdir-file")
+      H.write_file(f, "not a directory\n")
+      for _, args in ipairs({ "create jobs", "recv jobs", "send jobs x" }) do
+        local _, code, out = H.sh(string.format("TMPDIR=%s %s %s 2>&1", H.shell_quote(f), MQ, args))
+        assert.equal(3, code, args .. ": " .. out)
+      end
+    end)
+  end)
+
+  describe("send from standard input", function()
+    local name, q, msgmax
+    before_each(function()
+      name = H.name("cli-in")
+      q = assert(mq.new(name))
+      msgmax = mq.limits().msgmax
+    end)
+    after_each(function() q:close() end)
+
+    it("sends exactly msgmax bytes", function()
+      local input = file("max")
+      H.write_file(input, string.rep("m", msgmax))
+      assert.equal(0, (cli({ "send", name }, "< " .. input)))
+      assert.equal(msgmax, #q:receive_timeout(0))
+    end)
+
+    it("exits 3 (toobig) for msgmax + 1 bytes and sends nothing", function()
+      local input = file("max1")
+      H.write_file(input, string.rep("m", msgmax + 1))
+      local code, out = cli({ "send", name }, "< " .. input)
+      assert.equal(3, code, out)
+      assert.matches("msgmax", out, 1, true)
+      assert.equal(0, q:stat().messages)
+    end)
+
+    it("stops at once with bounded memory on an endless input (< /dev/zero): exit 3", function()
+      local t0 = require("mq.core").monotonic()
+      local quoted = H.shell_quote(name)
+      -- 256 MiB of address space at most (not under ASan, whose shadow memory needs more).
+      local limit = require("support.proc").MEMTOOL and "" or "ulimit -v 262144; "
+      local _, code, out = H.sh(string.format("%stimeout -k 2 10 %s send %s < /dev/zero", limit,
+        MQ, quoted))
+      assert.equal(3, code, out)
+      assert.matches("msgmax", out, 1, true)
+      assert(require("mq.core").monotonic() - t0 < 5)
+      assert.equal(0, q:stat().messages)
+    end)
+  end)
 end)

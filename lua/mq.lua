@@ -77,6 +77,13 @@ local function check_type(v, n, fname, want, optional)
   argerror(n, fname, ("%s expected, got %s"):format(want, v == nil and "no value" or t))
 end
 
+-- The handle a method was called on (the C core proves it is a real one).
+local function check_handle(q, fname)
+  if getmetatable(q) ~= queue_mt then
+    argerror(1, fname, ("mq.queue expected, got %s"):format(q == nil and "no value" or type(q)))
+  end
+end
+
 -- A receive selector: nil, an integer type, or {except = type} (checked in C).
 local function check_selector(v, n, fname)
   local t = type(v)
@@ -196,6 +203,7 @@ end
 -- @return[2] nil, message, code: `timeout`, `toobig`, `closed`, `invalid`, `denied`,
 -- `removed`, `system`
 function methods.send_timeout(q, data, timeout, mtype)
+  check_handle(q, "send_timeout")
   check_type(data, 1, "send_timeout", "string")
   check_type(mtype, 3, "send_timeout", "number", true)
   local deadline, msg, code = deadline_of(q, timeout, 2, "send_timeout")
@@ -220,6 +228,7 @@ end
 -- @return[2] nil, message, code: `timeout`, `toobig`, `closed`, `invalid`, `denied`,
 -- `removed`, `system`
 function methods.receive_timeout(q, timeout, mtype, maxsize)
+  check_handle(q, "receive_timeout")
   check_selector(mtype, 2, "receive_timeout")
   check_type(maxsize, 3, "receive_timeout", "number", true)
   local deadline, msg, code = deadline_of(q, timeout, 1, "receive_timeout")
@@ -241,6 +250,7 @@ end
 -- @treturn function the iterator
 -- @return[2] nil, message, `closed`
 function methods.messages(q, timeout, mtype)
+  check_handle(q, "messages")
   check_type(timeout, 1, "messages", "number", true)
   check_selector(mtype, 2, "messages")
   local ok, msg, code = check_open(q, "messages")

@@ -78,8 +78,19 @@ local function pause(max) if max > 0 then sleep(math.random() * max) end end
 local function finish() say("done"); log:close(); os.exit(0) end
 ]]
 
+-- Runs another program as a child of R.run: arg[1] is a shell command, to which the log
+-- and start files are added as arguments, then the rest of arg.
+local COMMAND = [[
+local words = {}
+for i = 2, #arg do words[#words + 1] = "'" .. arg[i]:gsub("'", "'\\''") .. "'" end
+local ok, _, code = os.execute(arg[1] .. " " .. table.concat(words, " "))
+os.exit(ok and 0 or (code ~= 0 and code or 1))
+]]
+
 -- Run a group of children together for `seconds`. Each entry of `children` is
--- { source = <Lua after R.PRELUDE>, args = {...}, prefix = <shell prefix>, tag = <label> }.
+-- { source = <Lua after R.PRELUDE>, args = {...}, prefix = <shell prefix>, tag = <label> },
+-- or has `command` (a shell command that follows the same protocol: log file and start file
+-- as its first arguments, then args) instead of `source`.
 -- Returns the list of { tag =, lines = { {field, ...}, ... } } once all have exited;
 -- raises if one fails, hangs or does not finish its log.
 function R.run(children, seconds)
@@ -87,8 +98,13 @@ function R.run(children, seconds)
   local procs = {}
   for i, c in ipairs(children) do
     local logf = P.flag()
-    procs[i] = { tag = c.tag or ("child " .. i), log = logf,
-      child = P.spawn(R.PRELUDE .. c.source, { prefix = c.prefix }, logf, start, table.unpack(c.args or {})) }
+    local child
+    if c.command then
+      child = P.spawn(COMMAND, { prefix = c.prefix }, c.command, logf, start, table.unpack(c.args or {}))
+    else
+      child = P.spawn(R.PRELUDE .. c.source, { prefix = c.prefix }, logf, start, table.unpack(c.args or {}))
+    end
+    procs[i] = { tag = c.tag or ("child " .. i), log = logf, child = child }
   end
   -- Every child is running (or about to): give the last one a moment to load mq.
   local t0 = core.monotonic() + 0.1

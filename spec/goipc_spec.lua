@@ -156,6 +156,7 @@ describe("a go-ipc program on the same name", function()
       { "rounds where both go-ipc and mq.new created the name", both, rounds },
       { "names that do not open to their winner's queue", misdirected },
       { "queues left without their name once quiet", R.orphans(created), #created },
+      { "temporary files left in TMPDIR", R.stray_temporaries() },
     }) do
       parts[#parts + 1] = R.summary(s[1], s[2], s[3])
     end

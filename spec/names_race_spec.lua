@@ -32,12 +32,18 @@ finish()
 ]]
 
 -- A creator looping mq.new(name) until T1; it keeps what it makes (closing the handle).
+-- Right after each success it looks the name up: while its queue lives, no one may have
+-- taken the key file off the name (only a destroyer that removed the queue first may), so
+-- a name that opens to another queue while this one still lives has two queues.
 local CREATOR = [[
 local name = arg[3]
 while now() < T1 do
   local q, msg, code = mq.new(name)
   if q then
     say("made", name, q:id(), q:key())
+    local o = mq.open(name)
+    if o and o:id() ~= q:id() and q:stat() then say("split", q:id(), o:id()) end
+    if o then o:close() end
     q:close()
   elseif code ~= "exists" then
     say("bad", "mq.new", code, msg)
@@ -305,8 +311,14 @@ describe("creators racing a destroyer on one name", function()
       created[#created + 1] = { name = l.f[2], id = tonumber(l.f[3]), key = tonumber(l.f[4]) }
     end
     assert(#created > 0, "the creators made no queue at all")
+    local split = {}
+    for _, l in ipairs(lines_of(results, "split")) do
+      split[#split + 1] = string.format("%s: its queue %s was alive, but the name opened to queue %s",
+        l.tag, l.f[2], l.f[3])
+    end
     check({
       { "calls that returned what they never may", bad_calls(results) },
+      { "times a creator's live queue was not the one its name opened to", split },
       { "queues left without their name once quiet", R.orphans(created), #created },
       { "temporary files left in TMPDIR", R.stray_temporaries() },
     })
@@ -337,9 +349,12 @@ describe("two names churned over recycled inodes", function()
 
   it("never let mq.open of one name return the other name's queue", function()
     local a, b = H.name("a"), H.name("b")
-    local opener = R.jitter(1000, "msgget")
+    -- Delays before msgget and before each look at the key file widen both windows of a
+    -- look-up: the key file changing before msgget, and changing back (a->b->a on one inode)
+    -- before the second look.
+    local opener = R.jitter(500, R.LOOKS .. ",msgget")
     local results = R.run({
-      { tag = "churner", source = CHURN, args = { a, b, 0.001 } },
+      { tag = "churner", source = CHURN, args = { a, b, 0.0005 } },
       { tag = "opener 1", source = OPENER, args = { a, b }, prefix = opener },
       { tag = "opener 2", source = OPENER, args = { a, b }, prefix = opener },
     }, R.duration(2))
@@ -358,6 +373,7 @@ describe("two names churned over recycled inodes", function()
       { "calls that returned what they never may", bad_calls(results) },
       { "(name, queue) pairs mq.open got wrong", wrong },
       { "queues left without their name once quiet", R.orphans(created), #created },
+      { "temporary files left in TMPDIR", R.stray_temporaries() },
     })
   end)
 
@@ -380,6 +396,7 @@ describe("two names churned over recycled inodes", function()
       { "calls that returned what they never may", bad_calls(results) },
       { "queues of b touched while only their creator may", lost },
       { "queues left without their name once quiet", R.orphans(created), #created },
+      { "temporary files left in TMPDIR", R.stray_temporaries() },
     })
   end)
 end)

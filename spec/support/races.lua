@@ -33,6 +33,9 @@ function R.jitter_so()
   return so
 end
 
+-- The calls that look at a file, for R.jitter's `calls`.
+R.LOOKS = "lstat,lstat64,stat,stat64,fstatat,fstatat64,statx"
+
 -- The `env ...` prefix that runs a child with the jitter shim: `us` the largest delay in
 -- microseconds, `calls` an optional comma-separated list of the calls to delay. Keeps an
 -- LD_PRELOAD already set (the ASan runtime must stay first).

@@ -14,18 +14,21 @@ local H = require "helpers"
 local R = require "support.races"
 
 -- Children of the lock-step rounds: round k (k = 0 .. rounds-1) starts at T0 + k*period,
--- when every child calls mq.new(base .. "-" .. k) once.
+-- when every child calls mq.new(base .. "-" .. k) once. A child more than a period late
+-- skips rounds until it is back on the clock, so the race ends on time on a loaded machine.
 local ROUNDS = [[
 local base, period, rounds = arg[3], tonumber(arg[4]), tonumber(arg[5])
 for k = 0, rounds - 1 do
-  local t = T0 + k * period
-  if t > now() then sleep(t - now()) end
-  local q, msg, code = mq.new(base .. "-" .. k)
-  if q then
-    say(k, "ok", q:id(), q:key())
-    q:close()
-  else
-    say(k, "fail", code, msg)
+  local late = now() - (T0 + k * period)
+  if late < 0 then sleep(-late) end
+  if late <= period then
+    local q, msg, code = mq.new(base .. "-" .. k)
+    if q then
+      say(k, "ok", q:id(), q:key())
+      q:close()
+    else
+      say(k, "fail", code, msg)
+    end
   end
 end
 finish()
@@ -213,10 +216,12 @@ describe("mq.new racing on one name", function()
       names[k] = H.track(base .. "-" .. k)
       if prepare then excluded[k] = not prepare(names[k]) end
     end
+    -- Every call delayed up to 0.2 ms, msgget up to 1 ms: the gap between a key file
+    -- appearing and its queue being made is where creators overtake one another.
     local children = {}
     for i = 1, N do
       children[i] = { tag = "creator " .. i, source = ROUNDS, args = { base, period, rounds },
-        prefix = R.jitter(200) }
+        prefix = R.jitter(200, "*,msgget:1000") }
     end
     local results = R.run(children, seconds)
 
@@ -239,7 +244,7 @@ describe("mq.new racing on one name", function()
     for k = 0, rounds - 1 do
       local t = by_round[k]
       for _, c in ipairs(t.ok) do created[#created + 1] = c end
-      if not excluded[k] then
+      if not excluded[k] and #t.ok + #t.fail > 0 then
         judged = judged + 1
         if #t.ok ~= 1 then
           local ids = {}

@@ -13,8 +13,10 @@
  *
  * Environment:
  *   MQ_JITTER_US     the largest delay in microseconds (default 200; 0 turns the shim off)
- *   MQ_JITTER_CALLS  comma-separated names of the calls to delay (default: all of them),
- *                    e.g. "msgget" to stretch only the gap before each msgget
+ *   MQ_JITTER_CALLS  comma-separated calls to delay (default: all of them), each a name with
+ *                    an optional ":microseconds" of its own; "*" stands for every call. E.g.
+ *                    "msgget" stretches only the gap before each msgget, "*,msgget:1000"
+ *                    delays every call up to MQ_JITTER_US and msgget up to 1 ms.
  *
  * spec/support/races.lua compiles it into $TMPDIR at test time.
  */
@@ -34,7 +36,7 @@
 #include <unistd.h>
 
 static unsigned long jt_max_us = 200;
-static char jt_calls[512];          /* ",name,name," or empty for every call */
+static char jt_calls[512];          /* ",name[:us],...," or empty for every call */
 static unsigned long long jt_state;
 
 static void jt_init(void) __attribute__((constructor));
@@ -61,18 +63,25 @@ static unsigned long long jt_random(void) {
   return jt_state * 0x2545f4914f6cdd1dULL;
 }
 
-static int jt_selected(const char *call) {
+/* The largest delay before `call` in microseconds: its own, "*"'s, or none if not listed. */
+static unsigned long jt_limit(const char *call) {
   char token[64];
-  if (jt_calls[0] == '\0') return 1;
+  const char *hit;
+  if (jt_calls[0] == '\0') return jt_max_us;
+  snprintf(token, sizeof token, ",%s:", call);
+  if ((hit = strstr(jt_calls, token)) != NULL) return strtoul(hit + strlen(token), NULL, 10);
   snprintf(token, sizeof token, ",%s,", call);
-  return strstr(jt_calls, token) != NULL;
+  if (strstr(jt_calls, token) != NULL || strstr(jt_calls, ",*,") != NULL) return jt_max_us;
+  if ((hit = strstr(jt_calls, ",*:")) != NULL) return strtoul(hit + 3, NULL, 10);
+  return 0;
 }
 
-/* Sleep a random 0 .. jt_max_us microseconds before `call`, keeping errno. */
+/* Sleep a random 0 .. limit microseconds before `call`, keeping errno. */
 static void jt_delay(const char *call) {
   int saved = errno;
-  if (jt_max_us > 0 && jt_selected(call)) {
-    unsigned long long ns = jt_random() % ((unsigned long long)jt_max_us * 1000ULL + 1ULL);
+  unsigned long limit = jt_max_us > 0 ? jt_limit(call) : 0;
+  if (limit > 0) {
+    unsigned long long ns = jt_random() % ((unsigned long long)limit * 1000ULL + 1ULL);
     struct timespec ts;
     ts.tv_sec = (time_t)(ns / 1000000000ULL);
     ts.tv_nsec = (long)(ns % 1000000000ULL);

@@ -24,7 +24,10 @@ local function goipc(...)
 end
 
 describe("a go-ipc program on the same name", function()
-  after_each(H.cleanup)
+  after_each(function()
+    H.cleanup()
+    R.sweep()
+  end)
 
   if not have_perl then
     pending("needs perl with IPC::SysV and Time::HiRes (core modules)")

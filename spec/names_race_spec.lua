@@ -11,6 +11,7 @@
 
 local mq = require "mq"
 local H = require "helpers"
+local P = require "support.proc"
 local R = require "support.races"
 
 -- Children of the lock-step rounds: round k (k = 0 .. rounds-1) starts at T0 + k*period,
@@ -203,10 +204,13 @@ local function check(sections)
 end
 
 describe("mq.new racing on one name", function()
-  after_each(H.cleanup)
+  after_each(function()
+    H.cleanup()
+    R.sweep()
+  end)
 
   -- N children create names in lock-step rounds; `prepare(name)` readies each name.
-  local function lockstep(tag, prepare)
+  local function lockstep(tag, prepare, prepared)
     local N, period = 4, 0.004
     local seconds = R.duration(2)
     local rounds = math.floor(seconds / period)
@@ -216,6 +220,7 @@ describe("mq.new racing on one name", function()
       names[k] = H.track(base .. "-" .. k)
       if prepare then excluded[k] = not prepare(names[k]) end
     end
+    if prepared then prepared() end
     -- Every call delayed up to 0.2 ms, msgget up to 1 ms: the gap between a key file
     -- appearing and its queue being made is where creators overtake one another.
     local children = {}
@@ -269,7 +274,7 @@ describe("mq.new racing on one name", function()
         end
       end
     end
-    assert(judged > rounds / 2, "too few rounds could be judged")
+    assert(judged >= rounds / 4, string.format("only %d of %d rounds could be judged", judged, rounds))
     check({
       { "rounds where not exactly one mq.new returned a handle", not_one, judged },
       { "losers that did not get exists", other_codes },
@@ -284,7 +289,7 @@ describe("mq.new racing on one name", function()
   end)
 
   it("lets exactly one of four processes claim a stale key file, and the name then opens to its queue", function()
-    local keys
+    local keys, held = nil, {}
     lockstep("stale", function(name)
       keys = keys or (function()
         local k = {}
@@ -293,19 +298,26 @@ describe("mq.new racing on one name", function()
       end)()
       H.write_file(H.path(name), "")
       -- A stale key file has no queue on its key. A file whose key an unrelated queue
-      -- happens to hold (ftok keeps 16 bits of the inode) is removed again, so that nothing
-      -- of this test ever reaches that queue, and its round is not judged.
+      -- happens to hold (ftok keeps 16 bits of the inode) is moved off the name, so that
+      -- nothing of this test reaches that queue, and held until every file is made (or the
+      -- next file would get its inode back); its round is not judged.
       if keys[mq.ftok(H.path(name), 0)] then
-        os.remove(H.path(name))
+        held[#held + 1] = P.flag()
+        assert(os.rename(H.path(name), held[#held]))
         return false
       end
       return true
+    end, function()
+      for _, f in ipairs(held) do os.remove(f) end
     end)
   end)
 end)
 
 describe("creators racing a destroyer on one name", function()
-  after_each(H.cleanup)
+  after_each(function()
+    H.cleanup()
+    R.sweep()
+  end)
 
   -- Two creators loop mq.new(name) against one destroyer for a couple of seconds.
   local function three_way(tag, destroyer)
@@ -344,7 +356,10 @@ describe("creators racing a destroyer on one name", function()
 end)
 
 describe("two names churned over recycled inodes", function()
-  after_each(H.cleanup)
+  after_each(function()
+    H.cleanup()
+    R.sweep()
+  end)
 
   -- The ids CHURN / CHURN_GUARDED made, as id -> name, and the `created` list for R.orphans.
   local function made(results)

@@ -90,6 +90,33 @@ local ok, _, code = os.execute(arg[1] .. " " .. table.concat(words, " "))
 os.exit(ok and 0 or (code ~= 0 and code or 1))
 ]]
 
+-- Every queue children logged as made, { id, key }, for R.sweep.
+local made = {}
+
+-- Record the queues in log lines: "made <name> <id> <key>" or "<round> ok <id> <key>".
+function R.note_created(lines)
+  for _, f in ipairs(lines) do
+    if f[1] == "made" then
+      made[#made + 1] = { tonumber(f[3]), tonumber(f[4]) }
+    elseif f[2] == "ok" and tonumber(f[1]) then
+      made[#made + 1] = { tonumber(f[3]), tonumber(f[4]) }
+    end
+  end
+end
+
+-- Remove every queue the children of this process made that is still alive and still ours
+-- (for after_each, after H.cleanup: whatever a test's outcome, no orphan stays behind).
+function R.sweep()
+  if #made == 0 then return end
+  local live = R.queues()
+  for i = #made, 1, -1 do
+    local id, key = made[i][1], made[i][2]
+    local q = id and live[id]
+    if q and q.key == key and q.cuid == R.UID then mq.destroy(key) end
+    made[i] = nil
+  end
+end
+
 -- Run a group of children together for `seconds`. Each entry of `children` is
 -- { source = <Lua after R.PRELUDE>, args = {...}, prefix = <shell prefix>, tag = <label> },
 -- or has `command` (a shell command that follows the same protocol: log file and start file
@@ -131,6 +158,7 @@ function R.run(children, seconds)
     end
     results[i] = { tag = p.tag, lines = lines }
     os.remove(p.log)
+    R.note_created(lines)
   end
   os.remove(start)
   assert(#problems == 0, table.concat(problems, "\n"))

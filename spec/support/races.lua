@@ -38,9 +38,10 @@ R.LOOKS = "lstat,lstat64,stat,stat64,fstatat,fstatat64,statx"
 
 -- The `env ...` prefix that runs a child with the jitter shim: `us` the largest delay in
 -- microseconds, `calls` an optional comma-separated list of the calls to delay. Keeps an
--- LD_PRELOAD already set (the ASan runtime must stay first).
+-- LD_PRELOAD already set (the ASan runtime must stay first). MQ_TEST_JITTER=0 in the
+-- environment runs every race without the shim (to see how often a bug shows unaided).
 function R.jitter(us, calls)
-  if not us or us <= 0 then return "" end
+  if not us or us <= 0 or os.getenv("MQ_TEST_JITTER") == "0" then return "" end
   local pre = os.getenv("LD_PRELOAD")
   local preload = (pre and pre ~= "") and (pre .. ":" .. R.jitter_so()) or R.jitter_so()
   return string.format("env LD_PRELOAD=%s MQ_JITTER_US=%d MQ_JITTER_CALLS=%s ",

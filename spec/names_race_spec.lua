@@ -57,11 +57,12 @@ end
 finish()
 ]]
 
+-- A destroyer looping mq.destroy(name), or opening the name and destroying the handle.
 local DESTROY_BY_NAME = [[
 local name = arg[3]
 while now() < T1 do
   local ok, msg, code = mq.destroy(name)
-  if not ok then say("bad", "mq.destroy", code, msg) end
+  if not ok then say("bad", "mq.destroy " .. name, code, msg) end
 end
 finish()
 ]]
@@ -162,15 +163,6 @@ while now() < T1 do
   end
 end
 for k, n in pairs(seen) do say("opened", k, n) end
-finish()
-]]
-
-local DESTROYER_OF = [[
-local name = arg[3]
-while now() < T1 do
-  local ok, msg, code = mq.destroy(name)
-  if not ok then say("bad", "mq.destroy " .. name, code, msg) end
-end
 finish()
 ]]
 
@@ -411,19 +403,20 @@ describe("two names churned over recycled inodes", function()
 
   it("never let mq.destroy of one name remove the other name's queue", function()
     local a, b = H.name("a"), H.name("b")
+    -- Two destroyers of a, each delayed up to 1 ms before msgget: the gap between reading
+    -- a's key and acting on it, in which a goes and b comes on a's inode.
     local destroyer = R.jitter(1000, "msgget")
     local results = R.run({
       { tag = "churner", source = CHURN_GUARDED, args = { a, b, 0.001 } },
-      { tag = "destroyer 1", source = DESTROYER_OF, args = { a }, prefix = destroyer },
-      { tag = "destroyer 2", source = DESTROYER_OF, args = { a }, prefix = destroyer },
+      { tag = "destroyer 1", source = DESTROY_BY_NAME, args = { a }, prefix = destroyer },
+      { tag = "destroyer 2", source = DESTROY_BY_NAME, args = { a }, prefix = destroyer },
     }, R.duration(2))
-    local owner, created = made(results)
-    local lost, bs = {}, 0
-    for _ in pairs(owner) do bs = bs + 1 end
+    local _, created = made(results)
+    local lost = {}
     for _, l in ipairs(lines_of(results, "lost")) do
       lost[#lost + 1] = string.format("queue %s of %q: %s", l.f[2], b, l.f[3])
     end
-    assert(bs > 0, "the churner made no queue at all")
+    assert(#created > 0, "the churner made no queue at all")
     check({
       { "calls that returned what they never may", bad_calls(results) },
       { "queues of b touched while only their creator may", lost },

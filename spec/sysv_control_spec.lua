@@ -190,6 +190,20 @@ describe("set_mode, set_owner and set_capacity", function()
     q:close()
   end)
 
+  it("let an owner without read permission restore its mode (the kernel allows it)", function()
+    local key = H.track(H.unused_key())
+    local ok, code, out = X.as_nobody([[
+      local mq = require "mq"
+      local q = assert(mq.open(tonumber(arg[1]), mq.O_WRONLY | mq.O_CREAT, "0600"))
+      local function c(...) local r = table.pack(...) return r[1] == nil and r[3] or tostring(r[1]) end
+      io.write(c(q:set_mode("0200")), " ", c(q:stat()), " ", c(q:set_capacity(1500)), " ",
+               c(q:set_mode("0600")), " ", c(q:set_owner(65534, 65534)))]], key)
+    assert(ok, tostring(code) .. ": " .. out)
+    assert.are.equal("true denied true true true", out)
+    local st = assert(mq.open(key)):stat()
+    assert.are.same({ O"600", 1500, 65534 }, { st.mode, st.capacity, st.cuid })
+  end)
+
   it("keep set_capacity's rules: 1 .. 2^31-1, beyond msgmnb only with privilege", function()
     local q = H.fresh_key_queue()
     for _, bytes in ipairs({ 0, -1, 1 << 31, 1.5, 0 / 0 }) do H.fails("invalid", q:set_capacity(bytes)) end

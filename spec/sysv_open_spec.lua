@@ -476,6 +476,53 @@ describe("mq.open_id", function()
     end
   end)
 
+  -- The kernel lets a process with CAP_IPC_OWNER past the permission bits, whatever its uid,
+  -- and no other: root without it is held to them, uid 65534 with it is not. open_id of a
+  -- private queue and open with O_CREAT's owner-bits check must follow the same rule as
+  -- msgget does for a keyed queue.
+  local can_set_caps = ROOT and (H.sh("setpriv --bounding-set -ipc_owner true")) and
+    (H.sh("setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=+ipc_owner " ..
+      "--ambient-caps=+ipc_owner true"))
+  if not can_set_caps then pending("CAP_IPC_OWNER rules: needs root and setpriv with capabilities") end
+  if can_set_caps then
+    local PROBE = [[
+      local mq = require "mq"
+      local function c(...) local r = table.pack(...) return r[1] == nil and r[3] or "ok" end
+      local function created(...) local r = table.pack(...) return r[1] == nil and r[3] or tostring(r[2]) end
+      io.write(c(mq.open_id(%d)), " ", c(mq.open_id(%d)), " ", c(mq.open(%d)), " ",
+               created(mq.open(%d, mq.O_CREAT, "0000")))]]
+
+    it("follows CAP_IPC_OWNER, not uid 0: root without it is held to the bits", function()
+      local key, fresh = H.track(H.unused_key()), H.track(H.unused_key())
+      local ok, code, out = X.as_nobody([[
+        local mq = require "mq"
+        local p = assert(mq.new(mq.PRIVATE, "0600"))
+        local k = assert(mq.new(tonumber(arg[1]), "0600"))
+        io.write(p:id(), " ", k:id())]], key)
+      assert(ok, tostring(code) .. ": " .. out)
+      local pid, kid = out:match("^(%d+) (%d+)$")
+      made_id(tonumber(pid))
+      ok, code, out = H.lua_e(string.format(PROBE, pid, kid, key, fresh), "setpriv --bounding-set -ipc_owner")
+      assert(ok, tostring(code) .. ": " .. out)
+      assert.are.equal("denied denied denied invalid", out)
+      H.fails("notfound", mq.open(fresh))
+    end)
+
+    it("follows CAP_IPC_OWNER, not uid 0: another uid with it passes the bits", function()
+      local p = assert(mq.new(mq.PRIVATE, "0600"))
+      made_id(p:id())
+      local k, key = H.fresh_key_queue("0600")
+      local fresh = H.track(H.unused_key())
+      local ok, code, out = H.lua_e(string.format(PROBE, p:id(), k:id(), key, fresh),
+        H.nobody() .. " --inh-caps=+ipc_owner --ambient-caps=+ipc_owner")
+      assert(ok, tostring(code) .. ": " .. out)
+      assert.are.equal("ok ok ok true", out)
+      assert.are.equal(0, assert(mq.open(fresh)):stat().mode)
+      p:close()
+      k:close()
+    end)
+  end
+
   -- A private queue made by Python (sysv_ipc.IPC_PRIVATE; note that MessageQueue(None, ...)
   -- picks a random key instead), reached by its id; messages go both ways while the Python
   -- peer keeps running.

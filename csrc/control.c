@@ -101,7 +101,21 @@ static int ipc_set(lua_State *L, const char *op, const lmq_queue *q, const chang
   if (c->set_mode) ds.msg_perm.mode = (ds.msg_perm.mode & ~0777u) | c->mode;
   if (c->set_uid) ds.msg_perm.uid = c->uid;
   if (c->set_gid) ds.msg_perm.gid = c->gid;
-  if (msgctl(q->id, IPC_SET, &ds) != 0) return lmq_fail_ctl(L, op, q, errno);
+  if (msgctl(q->id, IPC_SET, &ds) != 0) {
+    int err = errno;
+    struct msqid_ds now;
+    /* EINVAL from a queue that is still there: an owner or group with no
+     * mapping in this user namespace (the one asked for, or the queue's own,
+     * which IPC_STAT showed as the overflow id and IPC_SET cannot take back). */
+    if (err == EINVAL && (msgctl(q->id, IPC_STAT, &now) == 0 || errno == EACCES)) {
+      if (c->set_uid || c->set_gid)
+        return lmq_fail_queue(L, op, q, LMQ_EINVALID,
+                              "the uid or gid has no mapping in this user namespace");
+      return lmq_fail_queue(L, op, q, LMQ_ESYSTEM,
+                            "the queue's owner or group has no mapping in this user namespace");
+    }
+    return lmq_fail_ctl(L, op, q, err);
+  }
   lua_pushboolean(L, 1);
   return 1;
 }

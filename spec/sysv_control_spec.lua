@@ -204,6 +204,40 @@ describe("set_mode, set_owner and set_capacity", function()
     assert.are.same({ O"600", 1500, 65534 }, { st.mode, st.capacity, st.cuid })
   end)
 
+  -- In a user namespace that maps only uid/gid 0 (unshare -U -r), IPC_SET refuses ids
+  -- without a mapping with EINVAL, which must not read as a removed queue.
+  local can_userns = (H.sh("unshare -U -r true"))
+  if not can_userns then pending("unmapped ids: cannot unshare a user namespace here") end
+  if can_userns then
+    it("say invalid, not removed, for a uid or gid with no mapping in the user namespace", function()
+      local ok, code, out = H.lua_e([[
+        local mq = require "mq"
+        local q = assert(mq.new(mq.PRIVATE))
+        local function c(...) local r = table.pack(...) return r[1] == nil and r[3] or tostring(r[1]) end
+        io.write(c(q:set_owner(1234)), " ", c(q:set_owner(0, 4321)), " ", c(q:set_owner(0, 0)), " ",
+                 c(q:set_mode("0640")), " ", q:stat().mode, " ", c(q:destroy()))]], "unshare -U -r")
+      assert(ok, tostring(code) .. ": " .. out)
+      assert.are.equal(string.format("invalid invalid true true %d true", O"640"), out)
+    end)
+
+    it("say system, not removed, when the queue's own owner has no mapping there", function()
+      local q, key = H.fresh_key_queue("0600")
+      assert(q:set_owner(1234))
+      local ok, code, out = H.lua_e(string.format([[
+        local mq = require "mq"
+        local q = assert(mq.open(%d))                           -- its creator, uid 0
+        local function c(...) local r = table.pack(...) return r[1] == nil and r[3] or tostring(r[1]) end
+        io.write(c(q:set_mode("0640")), " ", c(q:set_capacity(1000)), " ", q:stat().uid)]], key),
+        "unshare -U -r")
+      assert(ok, tostring(code) .. ": " .. out)
+      local overflow = tonumber(H.read_file("/proc/sys/kernel/overflowuid") or "65534")
+      assert.are.equal("system system " .. overflow, out)
+      local st = q:stat()
+      assert.are.same({ O"600", 1234 }, { st.mode, st.uid })
+      q:close()
+    end)
+  end
+
   it("keep set_capacity's rules: 1 .. 2^31-1, beyond msgmnb only with privilege", function()
     local q = H.fresh_key_queue()
     for _, bytes in ipairs({ 0, -1, 1 << 31, 1.5, 0 / 0 }) do H.fails("invalid", q:set_capacity(bytes)) end

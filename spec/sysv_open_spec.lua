@@ -135,6 +135,37 @@ describe("mq.open with mq.O_CREAT", function()
     again:close()
   end)
 
+  -- The key file is ours but its queue is gone and another user's queue took its key: the
+  -- name has no queue (a name is honoured only while its key file's owner made the queue),
+  -- so O_CREAT makes one as mq.new does, and the other user's queue is left alone.
+  it("on a key file whose key another user's queue took, creates the name's queue as new does", function()
+    local q, n = H.fresh_name_queue("taken")
+    local key, id = q:key(), q:id()
+    q:close()
+    assert(H.sh("ipcrm -q " .. id))
+    local ok, code, out = X.as_nobody([[
+      local q, msg = require("mq").new(tonumber(arg[1]), "0666")
+      io.write(q and "made" or msg)]], key)
+    assert(ok, tostring(code) .. ": " .. out)
+    if out ~= "made" then pending("the key was taken again meanwhile: " .. out) return end
+    H.track(key)
+    H.fails("denied", mq.open(n))                       -- theirs is not the name's queue
+    local r, created = mq.open(n, mq.O_CREAT)
+    assert(r, created)
+    assert.is_true(created)
+    assert.are_not.equal(key, r:key())
+    assert.are.equal(mq.ftok(H.path(n), 0), r:key())
+    assert.are.equal(0, r:stat().cuid)
+    local theirs = assert(mq.open(key))
+    assert.are.equal(65534, theirs:stat().cuid)
+    local again, created2 = mq.open(n, mq.O_CREAT)
+    assert.is_false(created2)
+    assert.are.equal(r:id(), again:id())
+    r:close()
+    again:close()
+    theirs:close()
+  end)
+
   -- Children that all wait for one flag file, then open-or-create the same addresses in the
   -- same order; each prints "index created id" per address.
   local RACER = [[

@@ -22,6 +22,9 @@ local function cleanup()
 end
 
 describe("q:set_mode", function()
+  setup(X.isolate)
+  teardown(X.restore)
+
   after_each(cleanup)
 
   it("sets the permission bits from an integer or 1 to 4 octal digits, and nothing else", function()
@@ -70,6 +73,9 @@ describe("q:set_mode", function()
 end)
 
 describe("q:set_owner", function()
+  setup(X.isolate)
+  teardown(X.restore)
+
   after_each(cleanup)
 
   it("sets the owner, and the group when given; the creator and the rest stay", function()
@@ -122,6 +128,9 @@ describe("q:set_owner", function()
 end)
 
 describe("set_mode, set_owner and set_capacity", function()
+  setup(X.isolate)
+  teardown(X.restore)
+
   after_each(cleanup)
 
   it("each change only their own field, over changes made through other handles", function()
@@ -256,6 +265,9 @@ describe("set_mode, set_owner and set_capacity", function()
 end)
 
 describe("changes seen by peers", function()
+  setup(X.isolate)
+  teardown(X.restore)
+
   after_each(cleanup)
 
   if not X.have_python then pending("Python sysv_ipc: python3-sysv-ipc is missing") end

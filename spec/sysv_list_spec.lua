@@ -31,6 +31,9 @@ end
 local can_unshare = (H.sh("unshare -m sh -c 'mount -t tmpfs none /proc/sysvipc'"))
 
 describe("mq.list", function()
+  setup(X.isolate)
+  teardown(X.restore)
+
   after_each(cleanup)
 
   it("gives every queue's row with the fields stat has, as integers", function()

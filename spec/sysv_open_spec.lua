@@ -35,6 +35,9 @@ local function cleanup()
 end
 
 describe("mq.open with mq.O_CREAT", function()
+  setup(X.isolate)
+  teardown(X.restore)
+
   after_each(cleanup)
 
   it("creates a missing named queue and says so; later calls open it and say not", function()
@@ -186,17 +189,49 @@ describe("mq.open with mq.O_CREAT", function()
     end
   ]]
 
+  -- After the race, in the same IPC namespace: "index id" of each address's queue; then the
+  -- addresses are destroyed (names with their key files).
+  local VERIFY = [[
+    local mq = require "mq"
+    for i = 1, #arg do
+      local where = math.tointeger(tonumber(arg[i])) or arg[i]
+      local q, msg = mq.open(where)
+      print(i, q and q:id() or msg)
+      assert(mq.destroy(where))
+    end
+  ]]
+
+  -- The racers run in an IPC namespace of their own when one can be made, so that no other
+  -- program on this machine (another run whose stale key file's key collides with one of
+  -- these, say) can remove or take their queues mid-race; the key files are in $TMPDIR all
+  -- the same.
+  local ISOLATE = (H.sh("unshare -i true")) and "unshare -i " or ""
+
   local function race(addresses, children)
     local flag = P.flag()
-    local kids = {}
-    for c = 1, children do kids[c] = P.spawn(RACER, nil, flag, table.unpack(addresses)) end
-    H.write_file(flag, "go")
+    local racer, verify = H.script(RACER), H.script(VERIFY)
+    local args = {}
+    for i, a in ipairs(addresses) do args[i] = H.shell_quote(a) end
+    args = table.concat(args, " ")
+    local cmds = {}
+    for c = 1, children do
+      cmds[c] = string.format("%s %s %s %s > %s.%d 2>&1 &", H.LUA, racer, flag, args, flag, c)
+    end
+    local ok, code, out = H.sh(string.format("%stimeout 120 sh -c %s", ISOLATE, H.shell_quote(
+      string.format("%s : > %s; wait; %s %s %s", table.concat(cmds, " "), flag, H.LUA, verify, args))))
+    assert(ok, tostring(code) .. ": " .. out)
+    local final = {}
+    for line in out:gmatch("[^\n]+") do
+      local i, id = line:match("^(%d+)\t(%d+)$")
+      assert(i, line)
+      final[tonumber(i)] = tonumber(id)
+    end
     local seen = {}
     for i = 1, #addresses do seen[i] = { created = 0, ids = {}, opened = 0 } end
     for c = 1, children do
-      local ok, code, out = kids[c]:finish(60)
-      assert(ok, tostring(code) .. ": " .. out)
-      for line in out:gmatch("[^\n]+") do
+      local result = H.read_file(flag .. "." .. c) or ""
+      os.remove(flag .. "." .. c)
+      for line in result:gmatch("[^\n]+") do
         local i, created, id = line:match("^(%d+)\t(%S+)\t(%S+)")
         assert(i and created ~= "error", line)
         local s = seen[tonumber(i)]
@@ -212,7 +247,7 @@ describe("mq.open with mq.O_CREAT", function()
       assert.are.equal(children, s.opened, "address " .. i)
       assert.are.equal(1, s.created, "address " .. i .. ": callers that got created == true")
       assert.are.equal(1, #ids, "address " .. i .. ": distinct queue ids")
-      assert.are.equal(ids[1], assert(mq.open(addresses[i])):id())
+      assert.are.equal(ids[1], final[i], "address " .. i .. ": the queue it has afterwards")
     end
   end
 
@@ -350,6 +385,9 @@ describe("mq.open with mq.O_CREAT", function()
 end)
 
 describe("mq.open_id", function()
+  setup(X.isolate)
+  teardown(X.restore)
+
   after_each(cleanup)
 
   it("opens a keyed queue by its id: no name, the kernel's key, mq.queue(id=N)", function()

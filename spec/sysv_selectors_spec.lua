@@ -10,6 +10,7 @@ local mq = require "mq"
 local core = require "mq.core"
 local H = require "helpers"
 local P = require "support.proc"
+local X = require "support.peers"
 
 -- The model: which queued message a selector takes (System V's rules, msgrcv(2)).
 local function pick(model, sel)
@@ -40,6 +41,9 @@ local function show(sel)
 end
 
 describe("a receive selector {except = T}", function()
+  setup(X.isolate)
+  teardown(X.restore)
+
   after_each(function()
     mq.set_poll{ threads = true }
     mq.set_waiter(nil)
@@ -319,6 +323,9 @@ describe("a receive selector {except = T}", function()
 end)
 
 describe("mq.select with a selector per entry", function()
+  setup(X.isolate)
+  teardown(X.restore)
+
   after_each(function()
     mq.set_waiter(nil)
     H.cleanup()

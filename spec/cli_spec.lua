@@ -186,6 +186,8 @@ describe("bin/mq", function()
         { "recv", name, "--follow=yes" }, { "recv", name, "--show-type=1" }, { "ls", "--named=1" },
         { "recv", name, "-x" }, { "recv", name, "--type", "x" }, { "ls", "extra" }, { "ls", "--bogus" },
         { "rm", name, "--perm", "0600" }, { "stat", name, "--follow" }, { "send", name, "-0", "x" },
+        { "send", name, "--timeout", "soon", "x" }, { "send", name, "--count", "1", "x" },
+        { "recv", name, "--timeout", "nan" }, { "create", name, "--named" },
       }) do
         local code, out = cli(args)
         assert.equal(2, code, table.concat(args, " ") .. ": " .. out)
@@ -553,6 +555,48 @@ describe("bin/mq", function()
       assert.equal(130, code, out)
       assert.matches("^mq: interrupted\n$", out)   -- not killed by the signal: it exited 130
       assert.equal(0, q:stat().messages)
+      q:close()
+    end)
+
+    -- Started in the background, left to wait, then sent SIGINT: exit code and output.
+    local function interrupt(...)
+      local P = require "support.proc"
+      local t0 = require("mq.core").monotonic()
+      local child = P.spawn(assert(H.read_file(here .. "/../bin/mq")), nil, ...)
+      assert(H.wait_until(function()
+        return require("mq.core").monotonic() - t0 > 0.3 and P.doing(child.pid) == "S"
+      end, 20), "mq never settled into its wait")
+      os.execute("kill -INT " .. child.pid)
+      local ok, code, out = child:finish(5)
+      assert(ok ~= nil, "mq was still running 5 s after SIGINT")
+      return code, out
+    end
+
+    it("exit 130 when send waits on a full queue, with or without --timeout, and nothing is sent", function()
+      local name = H.name("cli-int")
+      local q = assert(mq.new(name))
+      assert(q:set_capacity(8))
+      assert(q:send("12345678"))
+      for _, extra in ipairs({ {}, { "--timeout", "inf" }, { "--timeout", "30" } }) do
+        local args = { "send", name }
+        table.move(extra, 1, #extra, 3, args)
+        args[#args + 1] = "x"
+        local code, out = interrupt(table.unpack(args))
+        assert.equal(130, code, out)
+        assert.equal("mq: interrupted\n", out)
+      end
+      assert.same({ "12345678", 1 }, { q:receive_timeout(0) })
+      assert.is_nil(q:receive_timeout(0))
+      q:close()
+    end)
+
+    it("exit 130 when recv --count waits for its next message, having written the ones before", function()
+      local name = H.name("cli-int")
+      local q = assert(mq.new(name))
+      assert(q:send("first"))
+      local code, out = interrupt("recv", name, "--count", "3", "--timeout", "inf")
+      assert.equal(130, code, out)
+      assert.equal("first\nmq: interrupted\n", out)
       q:close()
     end)
 

@@ -30,7 +30,12 @@ OBJS := $(SRCS:csrc/%.c=build/%.o)
 LUA_MODULES := mq=lua/mq.lua mq.loop=lua/mq/loop.lua mq.cqueues=lua/mq/cqueues.lua mq.luv=lua/mq/luv.lua
 LUA_FILES   := $(foreach m,$(LUA_MODULES),$(lastword $(subst =, ,$(m))))
 
-# The test environment: this tree's module first, a private TMPDIR per run.
+# The test environment: this tree's module first, a private TMPDIR per run, and a private
+# System V IPC namespace when this user may make one (root, as in CI). ftok keeps 16 bits
+# of a key file's inode, so key files in two runs' TMPDIRs often share a key: isolated, two
+# overlapping runs (or other programs' queues) can never meet on one queue. Without it the
+# suite still runs, on the host's namespace. ISOLATE= turns it off.
+ISOLATE ?= $$(unshare --ipc true 2>/dev/null && echo "unshare --ipc --")
 CORE := build/mq/core.so
 TEST_ENV = LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/spec/?.lua;;' LUA_CPATH='$(CURDIR)/build/?.so;;'
 
@@ -61,7 +66,7 @@ libmq.a: $(OBJS) build/preload.o build/luamq_chunks.o
 
 test: $(CORE)
 	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/mq-test.XXXXXX") && \
-	  $(TEST_ENV) TMPDIR="$$tmp" $(BUSTED) --lua=$(LUA) $(BUSTED_FLAGS) spec; \
+	  $(TEST_ENV) TMPDIR="$$tmp" $(ISOLATE) $(BUSTED) --lua=$(LUA) $(BUSTED_FLAGS) spec; \
 	  rc=$$?; rm -rf "$$tmp"; exit $$rc
 
 demo: $(CORE)
@@ -178,7 +183,7 @@ asan: build/asan/mq/core.so
 	    TMPDIR="$$tmp" MQ_MEMTOOL=asan LD_PRELOAD="$$rt" \
 	    ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:log_path=$$reports/asan" \
 	    UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$$reports/ubsan" \
-	    $(BUSTED) --lua=$(LUA) $(BUSTED_FLAGS) spec 2>&1; echo $$? > "$$reports/rc"; } | tee "$$reports/log"; \
+	    $(ISOLATE) $(BUSTED) --lua=$(LUA) $(BUSTED_FLAGS) spec 2>&1; echo $$? > "$$reports/rc"; } | tee "$$reports/log"; \
 	  rc=$$(cat "$$reports/rc"); \
 	  if [ -n "$$(find "$$reports" -name 'asan*' -o -name 'ubsan*')" ] || \
 	     grep -qE 'runtime error:|ERROR: AddressSanitizer|ERROR: LeakSanitizer' "$$reports/log"; then \
@@ -196,7 +201,7 @@ VALGRIND_SCALE ?= 0.1
 valgrind: $(CORE)
 	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/mq-valgrind.XXXXXX") && \
 	  $(TEST_ENV) TMPDIR="$$tmp" MQ_MEMTOOL=valgrind MQ_TEST_SCALE=$(VALGRIND_SCALE) \
-	  $(VALGRIND) $(VALGRIND_FLAGS) $(LUA) $$(command -v $(BUSTED)) $(BUSTED_FLAGS) spec; \
+	  $(ISOLATE) $(VALGRIND) $(VALGRIND_FLAGS) $(LUA) $$(command -v $(BUSTED)) $(BUSTED_FLAGS) spec; \
 	  rc=$$?; rm -rf "$$tmp"; exit $$rc
 
 # `make fuzz`: spec/fuzz/driver.lua calls every function and method of mq, mq.core and the
@@ -215,7 +220,7 @@ fuzz: build/asan/mq/core.so
 	    TMPDIR="$$tmp" MQ_MEMTOOL=asan MQ_FUZZ_SECONDS=$(MQ_FUZZ_SECONDS) LD_PRELOAD="$$rt" \
 	    ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:log_path=$$reports/asan" \
 	    UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$$reports/ubsan" \
-	    timeout -k 10 $$(( $(MQ_FUZZ_SECONDS) + 120 )) $(LUA) spec/fuzz/driver.lua 2>&1; echo $$? > "$$reports/rc"; } | tee "$$reports/log"; \
+	    $(ISOLATE) timeout -k 10 $$(( $(MQ_FUZZ_SECONDS) + 120 )) $(LUA) spec/fuzz/driver.lua 2>&1; echo $$? > "$$reports/rc"; } | tee "$$reports/log"; \
 	  rc=$$(cat "$$reports/rc"); \
 	  LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/spec/?.lua;;' LUA_CPATH='$(CURDIR)/build/asan/?.so;;' \
 	    TMPDIR="$$tmp" LD_PRELOAD="$$rt" ASAN_OPTIONS=detect_leaks=0 \

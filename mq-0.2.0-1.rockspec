@@ -31,7 +31,8 @@ build = {
     ["mq.core"] = {
       sources = {
         "csrc/address.c", "csrc/clock.c", "csrc/control.c", "csrc/errors.c", "csrc/handle.c",
-        "csrc/listing.c", "csrc/module.c", "csrc/msglimits.c", "csrc/names.c", "csrc/ready.c",
+        "csrc/listing.c", "csrc/module.c", "csrc/msglimits.c", "csrc/names.c", "csrc/process.c",
+        "csrc/ready.c",
         "csrc/sysvtable.c", "csrc/transfer.c", "csrc/wait.c",
       },
       defines = { "_GNU_SOURCE" },

@@ -11,10 +11,12 @@
 @module mq
 */
 #include <errno.h>
+#include <linux/capability.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "lauxlib.h"
@@ -142,6 +144,15 @@ static int access_of(int flags) {
   return ((flags & LMQ_O_RDONLY) ? 0444 : 0) | ((flags & LMQ_O_WRONLY) ? 0222 : 0);
 }
 
+/* Whether the kernel lets this process past a queue's permission bits: it
+ * holds CAP_IPC_OWNER (root usually does, but need not; another uid may). */
+static int bypasses_permissions(void) {
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+  if (syscall(SYS_capget, &header, data) != 0) return geteuid() == 0;
+  return (data[CAP_IPC_OWNER / 32].effective & (1u << (CAP_IPC_OWNER % 32))) != 0;
+}
+
 /* A handle for w, pushed before any system call (see the top of this file). */
 static lmq_queue *push_handle(lua_State *L, const where *w) {
   if (w->kind != LMQ_BY_NAME) return lmq_handle_push(L, NULL, 0, 0);
@@ -233,8 +244,8 @@ static int address_open(lua_State *L) {
   access = access_of(flags);
   if (!create && !lua_isnoneornil(L, 3))
     return fail_where(L, op, &w, LMQ_EINVALID, "perm is only used with mq.O_CREAT");
-  /* The creator's own access comes from the owner bits (root bypasses them). */
-  if (create && geteuid() != 0 && ((perm >> 6) & (access >> 6)) != (access >> 6))
+  /* The creator's own access comes from the owner bits (CAP_IPC_OWNER bypasses them). */
+  if (create && ((perm >> 6) & (access >> 6)) != (access >> 6) && !bypasses_permissions())
     return fail_where(L, op, &w, LMQ_EINVALID,
                       "perm must give its owner the access the flags ask for");
   if (w.kind == LMQ_PRIVATE && !create)
@@ -260,13 +271,13 @@ static int address_open(lua_State *L) {
 }
 
 /* Whether this process may use a queue with `access` by the kernel's rules
- * (ipcperms): owner or creator bits, then group, then other; root may do
- * anything. Only for private queues, which msgget cannot ask about. */
+ * (ipcperms): owner or creator bits, then group, then other; CAP_IPC_OWNER
+ * may do anything. Only for private queues, which msgget cannot ask about. */
 static int allowed(const lmq_queue_row *row, int access) {
   unsigned want = (unsigned)(((access & 0444) ? 4 : 0) | ((access & 0222) ? 2 : 0));
   unsigned bits = row->mode;
   uid_t me = geteuid();
-  if (me == 0) return 1;
+  if (bypasses_permissions()) return 1;
   if (me == row->uid || me == row->cuid) {
     bits >>= 6;
   } else {

@@ -64,19 +64,58 @@ typedef struct change {
 } change;
 
 /*
+ * The msqid_ds of queue `id` for a caller that may not read it (IPC_STAT said
+ * EACCES) but may still change it: an owner or creator whose mode lacks the
+ * read bit. MSG_STAT_ANY (Linux 4.17) skips the read check but takes an index
+ * into the kernel's table, so every index up to the highest in use is tried.
+ * 0 with *ds, or -1 when the queue is not found that way.
+ */
+static int stat_without_read(int id, struct msqid_ds *ds) {
+#ifdef MSG_STAT_ANY
+  struct msginfo info;
+  int i, top = msgctl(0, MSG_INFO, (struct msqid_ds *)(void *)&info);
+  for (i = 0; i <= top; i++)
+    if (msgctl(i, MSG_STAT_ANY, ds) == id) return 0;
+#else
+  (void)id;
+  (void)ds;
+#endif
+  return -1;
+}
+
+/*
  * msgctl(IPC_SET) writes owner, group, mode and capacity at once, so each
  * change reads them all right before and rewrites only its own field. The
  * kernel offers no compare-and-set: a change another process makes between
- * the two calls is overwritten (README, "Changing a queue").
+ * the two calls is overwritten (README, "Changing a queue"). Reading needs no
+ * read permission: the kernel lets an owner without it change the queue, so
+ * that it can give itself the permission back.
  */
 static int ipc_set(lua_State *L, const char *op, const lmq_queue *q, const change *c) {
   struct msqid_ds ds;
-  if (msgctl(q->id, IPC_STAT, &ds) != 0) return lmq_fail_ctl(L, op, q, errno);
+  if (msgctl(q->id, IPC_STAT, &ds) != 0) {
+    int err = errno;
+    if (err != EACCES || stat_without_read(q->id, &ds) != 0) return lmq_fail_ctl(L, op, q, err);
+  }
   if (c->set_capacity) ds.msg_qbytes = c->capacity;
   if (c->set_mode) ds.msg_perm.mode = (ds.msg_perm.mode & ~0777u) | c->mode;
   if (c->set_uid) ds.msg_perm.uid = c->uid;
   if (c->set_gid) ds.msg_perm.gid = c->gid;
-  if (msgctl(q->id, IPC_SET, &ds) != 0) return lmq_fail_ctl(L, op, q, errno);
+  if (msgctl(q->id, IPC_SET, &ds) != 0) {
+    int err = errno;
+    struct msqid_ds now;
+    /* EINVAL from a queue that is still there: an owner or group with no
+     * mapping in this user namespace (the one asked for, or the queue's own,
+     * which IPC_STAT showed as the overflow id and IPC_SET cannot take back). */
+    if (err == EINVAL && (msgctl(q->id, IPC_STAT, &now) == 0 || errno == EACCES)) {
+      if (c->set_uid || c->set_gid)
+        return lmq_fail_queue(L, op, q, LMQ_EINVALID,
+                              "the uid or gid has no mapping in this user namespace");
+      return lmq_fail_queue(L, op, q, LMQ_ESYSTEM,
+                            "the queue's owner or group has no mapping in this user namespace");
+    }
+    return lmq_fail_ctl(L, op, q, err);
+  }
   lua_pushboolean(L, 1);
   return 1;
 }

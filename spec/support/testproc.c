@@ -8,10 +8,14 @@
  * For the edge specs and the fuzz driver: full userdata holding chosen bytes (forged
  * handles) and a userdata's bytes, a Lua allocator that refuses allocations after a
  * budget, interval timers, raise() and the removal of a queue by id.
- * spec/support/proc.lua compiles it into $TMPDIR at test time.
+ * For the System V feature specs: moving the calling thread into an IPC namespace of its
+ * own and back, so that their queues never meet other programs' (ftok collisions of key
+ * files). spec/support/proc.lua compiles it into $TMPDIR at test time.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <time.h>
@@ -278,6 +282,35 @@ static int tp_rmid(lua_State *L) {
   return 1;
 }
 
+/* ipc_isolate() -> fd: this thread's IPC namespace is a new, empty one (needs
+ * CAP_SYS_ADMIN); fd holds the one it left, for ipc_restore. Threads started
+ * afterwards share the new one. */
+static int tp_ipc_isolate(lua_State *L) {
+  int fd = open("/proc/self/ns/ipc", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return tp_fail(L);
+  if (unshare(CLONE_NEWIPC) != 0) {
+    int err = errno;
+    close(fd);
+    errno = err;
+    return tp_fail(L);
+  }
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
+/* ipc_restore(fd) -> true: back to the IPC namespace fd holds; closes fd. The
+ * namespace left goes away, with its queues, once nothing uses it. */
+static int tp_ipc_restore(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  int r = setns(fd, CLONE_NEWIPC);
+  int err = errno;
+  close(fd);
+  errno = err;
+  if (r != 0) return tp_fail(L);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg tp_funcs[] = {
   {"catch", tp_catch},   {"caught", tp_caught_count}, {"fork", tp_fork},
   {"_exit", tp_exit},    {"waitpid", tp_waitpid},     {"kill", tp_kill},
@@ -285,7 +318,7 @@ static const luaL_Reg tp_funcs[] = {
   {"bytes", tp_bytes},   {"with_alloc_limit", tp_with_alloc_limit},
   {"setitimer", tp_setitimer}, {"raise", tp_raise}, {"default_signal", tp_default_signal},
   {"rmid", tp_rmid}, {"catch_deadline", tp_catch_deadline}, {"deadline", tp_set_deadline},
-  {NULL, NULL}
+  {"ipc_isolate", tp_ipc_isolate}, {"ipc_restore", tp_ipc_restore}, {NULL, NULL}
 };
 
 static void tp_const(lua_State *L, const char *name, int v) {

@@ -431,7 +431,9 @@ describe("bin/mq", function()
         local status, err, readerpid = file("status"), file("err"), file("reader")
         local env = how == "default" and "env --default-signal=PIPE" or "env --ignore-signal=PIPE"
         local quoted = {}
-        for i, a in ipairs({ "recv", name, "--timeout", "20" }) do quoted[i] = H.shell_quote(a) end
+        -- --type 5: "second" (type 6) is queued first, so that it is there before recv takes
+        -- "the message" and puts it back behind it, however the processes are scheduled.
+        for i, a in ipairs({ "recv", name, "--timeout", "20", "--type", "5" }) do quoted[i] = H.shell_quote(a) end
         os.execute(string.format("( { %s %s %s 2>%s; echo $? > %s; } | sh -c 'echo $$ > %s' ) >/dev/null 2>&1 &",
           env, MQ, table.concat(quoted, " "), err, status, readerpid))
         -- The reader must be gone (its end of the pipe closed) before there is a message.
@@ -444,8 +446,8 @@ describe("bin/mq", function()
           local st = H.read_file("/proc/" .. pid .. "/stat")
           return st == nil or st:match("^%d+ %b() Z") ~= nil
         end, 20), "the reader never exited")
-        assert(q:send("the message", 5))
         assert(q:send("second", 6))
+        assert(q:send("the message", 5))
         local code = H.wait_until(function()
           local s = H.read_file(status)
           return s and tonumber(s:match("%d+"))
@@ -895,15 +897,17 @@ describe("bin/mq", function()
       assert.same({ { "m2", 2 }, { "m3", 3 }, { "m1", 1 } }, drain(q))
     end)
 
-    -- The reader takes the first message and exits; the second message finds no reader.
+    -- The reader takes the first message and exits; the second message finds no reader. recv
+    -- takes type 2 only, so that m3 (type 3) is queued before m2 and m2 goes back behind it
+    -- however the processes are scheduled.
     for _, how in ipairs({ "default", "ignore" }) do
       it(string.format("exit 3 and put back the second message when the pipe's reader left after the "
         .. "first (SIGPIPE %s in the parent)", how == "default" and "at its default" or "ignored"), function()
         assert.same({ { "m1", 1 }, { "m2", 2 }, { "m3", 3 } }, drain(q))
-        assert(q:send("m1", 1))
+        assert(q:send("m1", 2))
         local status, err, readerpid, got = file("fstatus"), file("ferr"), file("freader"), file("fgot")
         local env = how == "default" and "env --default-signal=PIPE" or "env --ignore-signal=PIPE"
-        os.execute(string.format("( { %s %s recv %s --follow 2>%s; echo $? > %s; } | "
+        os.execute(string.format("( { %s %s recv %s --follow --type 2 2>%s; echo $? > %s; } | "
           .. "sh -c 'echo $$ > %s; exec head -n 1 > %s' ) >/dev/null 2>&1 &",
           env, MQ, H.shell_quote(name), err, status, readerpid, got))
         local pid = H.wait_until(function()
@@ -916,8 +920,8 @@ describe("bin/mq", function()
           return st == nil or st:match("^%d+ %b() Z") ~= nil
         end, 20), "the reader never exited")
         assert.equal("m1\n", H.read_file(got))
-        assert(q:send("m2", 2))
         assert(q:send("m3", 3))
+        assert(q:send("m2", 2))
         local code = H.wait_until(function()
           local s = H.read_file(status)
           return s and tonumber(s:match("%d+"))

@@ -121,8 +121,10 @@ build/embed-host: examples/embed/host.c csrc/luamq.h libmq.a
 	  examples/embed/host.c libmq.a $(LDFLAGS) $(LUA_LIBS) $(MQ_LIBS)
 
 # `make docs`: the HTML reference (build/doc/index.html) from the doc comments at every
-# public definition (config.ld). Any LDoc warning ("file:line: ...") fails it.
+# public definition (config.ld), and the man page of the mq command rendered by groff
+# (build/doc/mq.1.txt). Any LDoc or groff warning fails it.
 LDOC ?= ldoc
+GROFF ?= groff
 LDOC_NOISE = -e 'using built-in markdown' -e 'found master module' -e 'reading configuration' \
   -e 'closing section from master module' -e 'markdown not found, falling back to text'
 
@@ -131,6 +133,10 @@ docs:
 	  printf '%s\n' "$$out" | grep -v $(LDOC_NOISE); \
 	  if [ $$rc -ne 0 ] || printf '%s\n' "$$out" | grep -qE '^[^ ]+:[0-9]+: '; then \
 	    echo "docs: LDoc reported problems"; exit 1; fi
+	@$(GROFF) -man -Tutf8 -P-cbou -ww man/mq.1 > build/doc/mq.1.txt 2> build/doc/mq.1.warnings; rc=$$?; \
+	  cat build/doc/mq.1.warnings; \
+	  if [ $$rc -ne 0 ] || [ -s build/doc/mq.1.warnings ]; then \
+	    echo "docs: groff reported problems in man/mq.1"; exit 1; fi; rm -f build/doc/mq.1.warnings
 
 # --- Quality gates: lint, sanitizers, valgrind -----------------------------------------
 

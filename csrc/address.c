@@ -6,11 +6,17 @@
  * new and open push their handle before any system call acts, so that
  * running out of memory for it leaves no queue or key file behind.
  */
+
+/***
+@module mq
+*/
 #include <errno.h>
+#include <linux/capability.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "lauxlib.h"
@@ -138,13 +144,34 @@ static int access_of(int flags) {
   return ((flags & LMQ_O_RDONLY) ? 0444 : 0) | ((flags & LMQ_O_WRONLY) ? 0222 : 0);
 }
 
+/* Whether the kernel lets this process past a queue's permission bits: it
+ * holds CAP_IPC_OWNER (root usually does, but need not; another uid may). */
+static int bypasses_permissions(void) {
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+  if (syscall(SYS_capget, &header, data) != 0) return geteuid() == 0;
+  return (data[CAP_IPC_OWNER / 32].effective & (1u << (CAP_IPC_OWNER % 32))) != 0;
+}
+
 /* A handle for w, pushed before any system call (see the top of this file). */
 static lmq_queue *push_handle(lua_State *L, const where *w) {
   if (w->kind != LMQ_BY_NAME) return lmq_handle_push(L, NULL, 0, 0);
   return lmq_handle_push(L, w->n.path, strlen(w->n.path), w->namelen);
 }
 
-/** mq.new(where [, perm]) -> handle: create exclusively (IPC_CREAT|IPC_EXCL), 0600 by default. */
+/***
+Create a queue, exclusively (`IPC_CREAT|IPC_EXCL`).
+A name's key file is published atomically: of any number of concurrent calls
+exactly one succeeds and the others fail with `exists`.
+@function new
+@tparam string|integer where a name (key file `$TMPDIR/name`) or an integer key
+(`mq.PRIVATE` for a fresh private queue)
+@tparam[opt="0600"] string|integer perm permission bits, `"0640"`-style octal digits
+(or an integer); read and write bits only
+@treturn queue the handle
+@return[2] nil, message, code: `exists`, `invalid`, `denied`, `notfound` (no `$TMPDIR`),
+`nospace`, `system`
+*/
 static int address_new(lua_State *L) {
   static const char op[] = "mq.new";
   where w;
@@ -188,9 +215,19 @@ static int open_or_create_key(const where *w, int perm, int access, int *id, int
   return -1;
 }
 
-/** mq.open(where [, flags [, perm]]) -> handle [, created]: an existing queue, asking the
- * kernel for exactly that access; with mq.O_CREAT, made (perm) when missing, and `created`
- * is true only for the caller that made it. */
+/***
+Open an existing queue, asking the kernel for exactly the access in `flags`.
+With `mq.O_CREAT` the queue is created (`perm`) when it is missing.
+A name is honoured only while its key file's owner made the queue.
+@function open
+@tparam string|integer where a name or an integer key
+@tparam[opt=mq.O_RDWR] integer flags `mq.O_RDONLY`, `mq.O_WRONLY` or `mq.O_RDWR`, or-ed
+with `mq.O_NONBLOCK` and `mq.O_CREAT`
+@tparam[opt="0600"] string|integer perm with `mq.O_CREAT` only
+@treturn queue the handle
+@treturn[opt] boolean with `mq.O_CREAT`: whether this call created the queue
+@return[2] nil, message, code: `notfound`, `denied`, `invalid`, `nospace`, `system`
+*/
 static int address_open(lua_State *L) {
   static const char op[] = "mq.open";
   where w;
@@ -207,8 +244,8 @@ static int address_open(lua_State *L) {
   access = access_of(flags);
   if (!create && !lua_isnoneornil(L, 3))
     return fail_where(L, op, &w, LMQ_EINVALID, "perm is only used with mq.O_CREAT");
-  /* The creator's own access comes from the owner bits (root bypasses them). */
-  if (create && geteuid() != 0 && ((perm >> 6) & (access >> 6)) != (access >> 6))
+  /* The creator's own access comes from the owner bits (CAP_IPC_OWNER bypasses them). */
+  if (create && ((perm >> 6) & (access >> 6)) != (access >> 6) && !bypasses_permissions())
     return fail_where(L, op, &w, LMQ_EINVALID,
                       "perm must give its owner the access the flags ask for");
   if (w.kind == LMQ_PRIVATE && !create)
@@ -234,13 +271,13 @@ static int address_open(lua_State *L) {
 }
 
 /* Whether this process may use a queue with `access` by the kernel's rules
- * (ipcperms): owner or creator bits, then group, then other; root may do
- * anything. Only for private queues, which msgget cannot ask about. */
+ * (ipcperms): owner or creator bits, then group, then other; CAP_IPC_OWNER
+ * may do anything. Only for private queues, which msgget cannot ask about. */
 static int allowed(const lmq_queue_row *row, int access) {
   unsigned want = (unsigned)(((access & 0444) ? 4 : 0) | ((access & 0222) ? 2 : 0));
   unsigned bits = row->mode;
   uid_t me = geteuid();
-  if (me == 0) return 1;
+  if (bypasses_permissions()) return 1;
   if (me == row->uid || me == row->cuid) {
     bits >>= 6;
   } else {
@@ -253,8 +290,15 @@ static int allowed(const lmq_queue_row *row, int access) {
   return (bits & want) == want;
 }
 
-/** mq.open_id(id [, flags]) -> handle: a queue by its id (msqid), private ones included,
- * checking the access asked for as open by key does. */
+/***
+Open a queue by its id (msqid), private queues included, checking the access
+asked for as `open` does.
+@function open_id
+@tparam integer id the queue id (`ipcs -q`, `q:id()`, `mq.list()`)
+@tparam[opt=mq.O_RDWR] integer flags as for `open`, without `mq.O_CREAT`
+@treturn queue the handle (no name; its key read from the kernel)
+@return[2] nil, message, code: `notfound`, `denied`, `invalid`, `system`
+*/
 static int address_open_id(lua_State *L) {
   static const char op[] = "mq.open_id";
   lmq_queue_row row;
@@ -290,8 +334,14 @@ static int address_open_id(lua_State *L) {
   return 1;
 }
 
-/** mq.destroy(where) -> true: remove queue and key file; a missing queue is success,
- * a stale key file goes too. */
+/***
+Remove a queue and, for a name, its key file. A missing queue is success, and a
+stale key file goes too.
+@function destroy
+@tparam string|integer where a name or an integer key
+@treturn boolean true
+@return[2] nil, message, code: `denied`, `invalid`, `notfound`, `system`
+*/
 static int address_destroy(lua_State *L) {
   static const char op[] = "mq.destroy";
   where w;
@@ -317,7 +367,14 @@ static int address_destroy(lua_State *L) {
   return 1;
 }
 
-/** q:destroy() -> true: remove the queue, then its key file if the file still names it. */
+/***
+Remove the queue and close the handle; a name's key file goes too while it
+still names this queue. A queue someone else removed already is success.
+@function queue:destroy
+@within queue
+@treturn boolean true
+@return[2] nil, message, code: `closed`, `denied` (the handle stays open), `system`
+*/
 static int q_destroy(lua_State *L) {
   static const char op[] = "destroy";
   lmq_queue *q = lmq_check_queue(L, 1);
@@ -334,7 +391,14 @@ static int q_destroy(lua_State *L) {
   return 1;
 }
 
-/** mq.ftok(path, proj_id) -> key: ftok(3); proj_id 0..255 since ftok keeps only 8 bits. */
+/***
+The System V key of a file, as ftok(3) computes it.
+@function ftok
+@tparam string path an existing file
+@tparam integer proj_id 0 .. 255
+@treturn integer the key
+@return[2] nil, message, code: `notfound`, `invalid`, `denied`, `system`
+*/
 static int address_ftok(lua_State *L) {
   size_t len;
   const char *path = luaL_checklstring(L, 1, &len);

@@ -1,6 +1,10 @@
 /*
  * A queue's kernel state: msgctl(IPC_STAT) as a table, and msgctl(IPC_SET).
  */
+
+/***
+@module mq
+*/
 #include <errno.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
@@ -15,7 +19,15 @@ static void set_int(lua_State *L, const char *k, lua_Integer v) {
   lua_setfield(L, -2, k);
 }
 
-/** q:stat() -> table of msgctl(IPC_STAT): counts, capacity, pids, times, owner, mode, key, id. */
+/***
+The queue's state (`msgctl(IPC_STAT)`); needs read permission on the queue.
+@function queue:stat
+@within queue
+@treturn table `messages`, `bytes`, `capacity`, `last_send_pid`, `last_receive_pid`,
+`last_send_time`, `last_receive_time`, `last_change_time`, `uid`, `gid`, `cuid`, `cgid`,
+`mode`, `key`, `id`
+@return[2] nil, message, code: `closed`, `denied`, `removed`, `system`
+*/
 static int q_stat(lua_State *L) {
   lmq_queue *q = lmq_check_queue(L, 1);
   struct msqid_ds ds;
@@ -52,19 +64,58 @@ typedef struct change {
 } change;
 
 /*
+ * The msqid_ds of queue `id` for a caller that may not read it (IPC_STAT said
+ * EACCES) but may still change it: an owner or creator whose mode lacks the
+ * read bit. MSG_STAT_ANY (Linux 4.17) skips the read check but takes an index
+ * into the kernel's table, so every index up to the highest in use is tried.
+ * 0 with *ds, or -1 when the queue is not found that way.
+ */
+static int stat_without_read(int id, struct msqid_ds *ds) {
+#ifdef MSG_STAT_ANY
+  struct msginfo info;
+  int i, top = msgctl(0, MSG_INFO, (struct msqid_ds *)(void *)&info);
+  for (i = 0; i <= top; i++)
+    if (msgctl(i, MSG_STAT_ANY, ds) == id) return 0;
+#else
+  (void)id;
+  (void)ds;
+#endif
+  return -1;
+}
+
+/*
  * msgctl(IPC_SET) writes owner, group, mode and capacity at once, so each
  * change reads them all right before and rewrites only its own field. The
  * kernel offers no compare-and-set: a change another process makes between
- * the two calls is overwritten (README, "Changing a queue").
+ * the two calls is overwritten (README, "Changing a queue"). Reading needs no
+ * read permission: the kernel lets an owner without it change the queue, so
+ * that it can give itself the permission back.
  */
 static int ipc_set(lua_State *L, const char *op, const lmq_queue *q, const change *c) {
   struct msqid_ds ds;
-  if (msgctl(q->id, IPC_STAT, &ds) != 0) return lmq_fail_ctl(L, op, q, errno);
+  if (msgctl(q->id, IPC_STAT, &ds) != 0) {
+    int err = errno;
+    if (err != EACCES || stat_without_read(q->id, &ds) != 0) return lmq_fail_ctl(L, op, q, err);
+  }
   if (c->set_capacity) ds.msg_qbytes = c->capacity;
   if (c->set_mode) ds.msg_perm.mode = (ds.msg_perm.mode & ~0777u) | c->mode;
   if (c->set_uid) ds.msg_perm.uid = c->uid;
   if (c->set_gid) ds.msg_perm.gid = c->gid;
-  if (msgctl(q->id, IPC_SET, &ds) != 0) return lmq_fail_ctl(L, op, q, errno);
+  if (msgctl(q->id, IPC_SET, &ds) != 0) {
+    int err = errno;
+    struct msqid_ds now;
+    /* EINVAL from a queue that is still there: an owner or group with no
+     * mapping in this user namespace (the one asked for, or the queue's own,
+     * which IPC_STAT showed as the overflow id and IPC_SET cannot take back). */
+    if (err == EINVAL && (msgctl(q->id, IPC_STAT, &now) == 0 || errno == EACCES)) {
+      if (c->set_uid || c->set_gid)
+        return lmq_fail_queue(L, op, q, LMQ_EINVALID,
+                              "the uid or gid has no mapping in this user namespace");
+      return lmq_fail_queue(L, op, q, LMQ_ESYSTEM,
+                            "the queue's owner or group has no mapping in this user namespace");
+    }
+    return lmq_fail_ctl(L, op, q, err);
+  }
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -78,7 +129,14 @@ static int integer_in(lua_State *L, int arg, lua_Integer lo, lua_Integer hi, lua
   return isint && *v >= lo && *v <= hi;
 }
 
-/** q:set_capacity(bytes) -> true: msg_qbytes; beyond msgmnb needs privilege. */
+/***
+Set the queue's capacity in bytes (`msg_qbytes`); beyond msgmnb needs privilege.
+@function queue:set_capacity
+@within queue
+@tparam integer bytes 1 .. 2^31-1
+@treturn boolean true
+@return[2] nil, message, code: `closed`, `invalid`, `denied`, `removed`, `system`
+*/
 static int q_set_capacity(lua_State *L) {
   static const char op[] = "set_capacity";
   lmq_queue *q = lmq_check_queue(L, 1);
@@ -93,7 +151,15 @@ static int q_set_capacity(lua_State *L) {
   return ipc_set(L, op, q, &c);
 }
 
-/** q:set_mode(perm) -> true: the permission bits, in the forms mq.new takes (0666 bits). */
+/***
+Set the queue's permission bits.
+@function queue:set_mode
+@within queue
+@tparam string|integer perm as for `new`: `"0640"`-style octal digits or an integer,
+read and write bits only
+@treturn boolean true
+@return[2] nil, message, code: `closed`, `invalid`, `denied`, `removed`, `system`
+*/
 static int q_set_mode(lua_State *L) {
   static const char op[] = "set_mode";
   lmq_queue *q = lmq_check_queue(L, 1);
@@ -122,7 +188,15 @@ static int q_set_mode(lua_State *L) {
   return ipc_set(L, op, q, &c);
 }
 
-/** q:set_owner(uid [, gid]) -> true: the owner (and group); the creator stays. */
+/***
+Set the queue's owner (and group); its creator stays.
+@function queue:set_owner
+@within queue
+@tparam integer uid 0 .. 2^32-2
+@tparam[opt] integer gid 0 .. 2^32-2; the group stays when absent
+@treturn boolean true
+@return[2] nil, message, code: `closed`, `invalid`, `denied`, `removed`, `system`
+*/
 static int q_set_owner(lua_State *L) {
   static const char op[] = "set_owner";
   lmq_queue *q = lmq_check_queue(L, 1);

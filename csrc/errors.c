@@ -2,6 +2,10 @@
  * Failure reporting: the codes, their names, and the nil, message, code
  * triple. See errors.h.
  */
+
+/***
+@module mq
+*/
 #include <errno.h>
 
 #include "errors.h"
@@ -46,7 +50,24 @@ int lmq_fail(lua_State *L, const char *op, const char *what, enum lmq_code code,
   return 3;
 }
 
-/** mq.codes: every code, so Lua code and docs can refer to one source. */
+/***
+Every failure code, as `mq.codes.timeout == "timeout"`: the third value of a
+failed call's `nil, message, code`. Wrong Lua types raise instead.
+@table codes
+@field again a nonblocking call would block (EAGAIN, ENOMSG)
+@field timeout a timed call ran out of time
+@field exists `new` found the queue already there
+@field notfound no such queue, or no key file for that name
+@field removed the queue was removed while this handle used it
+@field toobig a message above msgmax, the queue's capacity, or maxsize
+@field denied permission, or the handle's mode forbids the operation
+@field nospace the system's queue table is full
+@field interrupted a blocking call was interrupted by a signal with a handler
+@field closed the handle was closed
+@field unsupported the kernel lacks the feature
+@field invalid a bad name, perm, flag, type, size or timeout value
+@field system anything else
+*/
 void lmq_push_codes(lua_State *L) {
   size_t i;
   lua_createtable(L, 0, (int)CODE_COUNT);

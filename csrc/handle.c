@@ -3,6 +3,17 @@
  * methods that only read the handle (close, name, key, id, set_blocking,
  * tostring). See handle.h.
  */
+
+/***
+@module mq
+*/
+
+/***
+A handle on one queue: a full userdata whose `__gc` and `__close` close it
+(never the queue). Methods are called as `q:send(data)`; the timed ones,
+`send_timeout`, `receive_timeout` and `messages`, come from the Lua layer.
+@type queue
+*/
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -261,14 +272,25 @@ int lmq_fail_ctl(lua_State *L, const char *op, const lmq_queue *q, int err) {
   return lmq_fail_queue(L, op, q, lmq_code_of_errno(err), strerror(err));
 }
 
-/** q:close() -> true. Idempotent; the queue itself stays. */
+/***
+Close the handle. Idempotent; the queue stays. `__gc` and `__close` call it.
+@function queue:close
+@within queue
+@treturn boolean true
+*/
 static int q_close(lua_State *L) {
   lmq_handle_close(L, 1, lmq_check_queue(L, 1));
   lua_pushboolean(L, 1);
   return 1;
 }
 
-/** q:name() -> the queue's name, or nil for a key, id or private queue. */
+/***
+The queue's name.
+@function queue:name
+@within queue
+@treturn string|nil the name, or nil for a key, id or private queue
+@return[2] nil, message, `closed`
+*/
 static int q_name(lua_State *L) {
   lmq_queue *q = lmq_check_queue(L, 1);
   if (q->id < 0) return lmq_fail_closed(L, "name", q);
@@ -279,7 +301,13 @@ static int q_name(lua_State *L) {
   return 1;
 }
 
-/** q:key() -> the signed key_t (0 for a private queue). */
+/***
+The queue's key, as a signed `key_t` (0 for a private queue).
+@function queue:key
+@within queue
+@treturn integer the key
+@return[2] nil, message, `closed`
+*/
 static int q_key(lua_State *L) {
   lmq_queue *q = lmq_check_queue(L, 1);
   if (q->id < 0) return lmq_fail_closed(L, "key", q);
@@ -287,7 +315,13 @@ static int q_key(lua_State *L) {
   return 1;
 }
 
-/** q:id() -> the System V queue id (msqid). */
+/***
+The System V queue id (msqid).
+@function queue:id
+@within queue
+@treturn integer the id
+@return[2] nil, message, `closed`
+*/
 static int q_id(lua_State *L) {
   lmq_queue *q = lmq_check_queue(L, 1);
   if (q->id < 0) return lmq_fail_closed(L, "id", q);
@@ -295,7 +329,14 @@ static int q_id(lua_State *L) {
   return 1;
 }
 
-/** q:set_blocking(flag) -> true: whether send and receive block (the seed's SetBlocking). */
+/***
+Whether `send` and `receive` block (go-ipc's `SetBlocking`).
+@function queue:set_blocking
+@within queue
+@tparam boolean flag false: they fail with `again` instead of blocking
+@treturn boolean true
+@return[2] nil, message, `closed`
+*/
 static int q_set_blocking(lua_State *L) {
   lmq_queue *q = lmq_check_queue(L, 1);
   luaL_checktype(L, 2, LUA_TBOOLEAN);
@@ -308,7 +349,13 @@ static int q_set_blocking(lua_State *L) {
   return 1;
 }
 
-/** tostring(q). */
+/***
+`tostring(q)`: `mq.queue(name=jobs, id=3)`, `mq.queue(key=0x00001234, id=3)`,
+`mq.queue(private, id=3)`, `mq.queue(id=3)` or `mq.queue(closed)`.
+@function queue:__tostring
+@within queue
+@treturn string
+*/
 static int q_tostring(lua_State *L) {
   char desc[320];
   lmq_describe(lmq_check_queue(L, 1), desc, sizeof desc);

@@ -4,6 +4,10 @@
  * queue's key and its owner made the queue). A key file is trusted for the
  * name it shows and nothing else.
  */
+
+/***
+@module mq
+*/
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -89,9 +93,15 @@ static int read_names(lua_State *L) {
   return 0;
 }
 
-/** mq.list() -> array of {key=, id=, uid=, gid=, cuid=, cgid=, mode=, bytes=, messages=,
- * last_send_pid=, last_receive_pid=, last_send_time=, last_receive_time=,
- * last_change_time= [, name=]}, one per queue the kernel has. */
+/***
+Every queue the kernel has, read from `/proc/sysvipc/msg`.
+@function list
+@treturn {table,...} one table per queue: `key`, `id`, `uid`, `gid`, `cuid`, `cgid`,
+`mode`, `bytes`, `messages`, `last_send_pid`, `last_receive_pid`, `last_send_time`,
+`last_receive_time`, `last_change_time`, and `name` where a key file in `$TMPDIR`
+names the queue (it maps to the queue's key and its owner made the queue)
+@return[2] nil, message, code when the table cannot be read
+*/
 static int listing_list(lua_State *L) {
   FILE *table;
   DIR *dir;

@@ -15,6 +15,7 @@
 #include "listing.h"
 #include "luamq.h"
 #include "msglimits.h"
+#include "process.h"
 #include "transfer.h"
 #include "wait.h"
 
@@ -45,6 +46,8 @@ LUAMQ_EXPORT int luaopen_mq_core(lua_State *L) {
   lua_setfield(L, module, "metatable");     /* lets mq.select tell a handle apart */
   lua_pushcfunction(L, lmq_limits);
   lua_setfield(L, module, "limits");
+  lua_pushcfunction(L, lmq_ignore_sigpipe);
+  lua_setfield(L, module, "ignore_sigpipe");
   lmq_listing_register(L);
   lmq_clock_register(L);
   lmq_push_codes(L);

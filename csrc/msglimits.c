@@ -3,6 +3,10 @@
  * msgmax is cached for the hot path (default receive size, send size check)
  * and re-read whenever a size failure suggests an administrator changed it.
  */
+
+/***
+@module mq
+*/
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +40,12 @@ long lmq_msgmax(int refresh) {
   return lmq_msgmax_cache;
 }
 
-/** mq.limits() -> {msgmax=, msgmnb=, msgmni=}, read now. */
+/***
+The kernel's message queue limits, read now from `/proc/sys/kernel`.
+@function limits
+@treturn table `msgmax` (largest message), `msgmnb` (default capacity), `msgmni`
+(queues per system)
+*/
 int lmq_limits(lua_State *L) {
   lua_createtable(L, 0, 3);
   lua_pushinteger(L, lmq_msgmax(1));

@@ -74,6 +74,7 @@ int lmq_name_init(lmq_name *n, const char *name, size_t len) {
   int w;
   n->key = 0;
   n->collided = 0;
+  n->unclaimed = 0;
   n->code = LMQ_ESYSTEM;
   n->reason[0] = '\0';
   n->path[0] = '\0';
@@ -332,7 +333,10 @@ int lmq_name_open(lmq_name *n, int access, int *id) {
     r = creator_of(qid, &cuid);
     if (r == 1) continue;                /* removed since msgget: the name may have a new one */
     if (r < 0) return fail_errno(n, errno);
-    if (cuid != st.st_uid) return fail_not_named(n, st.st_uid, cuid);
+    if (cuid != st.st_uid) {
+      n->unclaimed = st.st_uid == geteuid();
+      return fail_not_named(n, st.st_uid, cuid);
+    }
     n->key = lmq_name_key(&st);
     *id = qid;
     return 0;
@@ -343,11 +347,14 @@ int lmq_name_open(lmq_name *n, int access, int *id) {
 int lmq_name_open_or_create(lmq_name *n, int perm, int access, int *id, int *created) {
   int round;
   for (round = 0; round < MAX_ROUNDS; round++) {
+    n->unclaimed = 0;
     if (lmq_name_open(n, access, id) == 0) {
       *created = 0;
       return 0;
     }
-    if (n->code != LMQ_ENOTFOUND) return -1;
+    /* No queue, or only someone else's on our key file's key (new retires that
+     * file and publishes another): either way the name's queue is missing. */
+    if (n->code != LMQ_ENOTFOUND && !n->unclaimed) return -1;
     if (lmq_name_create(n, perm, id) == 0) {
       *created = 1;
       return 0;

@@ -34,6 +34,8 @@ typedef struct lmq_name {
   key_t key;                /* on success: the key of the key file acted on */
   enum lmq_code code;       /* on failure: the code and the reason */
   int collided;             /* the failure is exists because of ftok collisions only */
+  int unclaimed;            /* open's failure: the key file is ours, but another user's
+                               queue holds its key, so the name has no queue */
   char reason[256];
 } lmq_name;
 

@@ -10,6 +10,10 @@
  * its type is copied out before the string push, after which the handle is
  * not read again.
  */
+
+/***
+@module mq
+*/
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
@@ -266,7 +270,16 @@ static int receive_message(lua_State *L, enum wait_mode mode) {
   return lmq_fail_queue(L, op, q, LMQ_EDENIED, "the handle is write-only");
 }
 
-/** q:peek([index]) -> data, mtype: copy the message at index without removing it (MSG_COPY). */
+/***
+Copy the message at a position without removing it (`MSG_COPY`).
+@function queue:peek
+@within queue
+@tparam[opt=0] integer index 0-based position
+@treturn string data
+@treturn integer mtype
+@return[2] nil, message, code: `again` (none there), `closed`, `invalid`, `denied`,
+`removed`, `unsupported` (no `MSG_COPY`), `system`
+*/
 static int q_peek(lua_State *L) {
   static const char op[] = "peek";
   lmq_queue *q = lmq_check_queue(L, 1);
@@ -281,10 +294,32 @@ static int q_peek(lua_State *L) {
                       WAIT_PER_HANDLE);
 }
 
-/** q:send(data [, mtype]) -> true; blocks while full unless nonblocking. */
+/***
+Send a message; blocks while the queue is full unless the handle is nonblocking.
+@function queue:send
+@within queue
+@tparam string data any bytes, 0 up to msgmax
+@tparam[opt=1] integer mtype >= 1
+@treturn boolean true
+@return[2] nil, message, code: `again`, `toobig`, `closed`, `invalid`, `denied`,
+`removed`, `interrupted`, `system`
+*/
 static int q_send(lua_State *L) { return send_message(L, WAIT_PER_HANDLE); }
 
-/** q:receive([mtype [, maxsize]]) -> data, mtype; blocks while empty unless nonblocking. */
+/***
+Receive a message; blocks while none matches unless the handle is nonblocking.
+@function queue:receive
+@within queue
+@tparam[opt=0] integer|table selector 0 the first message, > 0 the first of that type,
+< 0 the first of the lowest type <= -selector, `{except = t}` the first whose type is
+not t
+@tparam[opt=msgmax] integer maxsize 1 .. 2^31-1; a longer message stays queued
+(`toobig`)
+@treturn string data
+@treturn integer mtype
+@return[2] nil, message, code: `again`, `toobig`, `closed`, `invalid`, `denied`,
+`removed`, `interrupted`, `system`
+*/
 static int q_receive(lua_State *L) { return receive_message(L, WAIT_PER_HANDLE); }
 
 int lmq_poll_send(lua_State *L) { return send_message(L, POLL); }

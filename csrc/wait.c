@@ -10,6 +10,10 @@
  * and for sends (a full queue gives no signal) the loop polls with a back-off
  * instead. Either way a wait that ends disarms the helpers it armed.
  */
+
+/***
+@module mq
+*/
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -276,10 +280,17 @@ static int wait_select(lua_State *L) {
   return n;
 }
 
-/** q:arm([selector]) -> fd | nil, message, code: start (or re-arm) q's readiness
- * helper for selector and return an fd that becomes readable when a matching
- * message may be in the queue, or the queue is gone. Call it again after a
- * receive finds nothing; q:disarm() stops it. */
+/***
+Arm the handle's readiness helper for event loops: the fd returned becomes
+readable when a message matching `selector` may be in the queue, or the queue
+is gone. After a receive that finds nothing (`again`), call `arm` again; a
+blocking `receive` on the handle stops the helper.
+@function queue:arm
+@within queue
+@tparam[opt=0] integer|table selector as for `receive`
+@treturn integer the fd, to poll for reading
+@return[2] nil, message, code: `closed`, `invalid`, `denied`, `system`
+*/
 static int q_arm(lua_State *L) {
   static const char op[] = "arm";
   lmq_queue *q = lmq_check_queue(L, 1);
@@ -300,7 +311,13 @@ static int q_arm(lua_State *L) {
   return 1;
 }
 
-/** q:disarm() -> true: stop q's readiness helper and close its fd. */
+/***
+Stop the handle's readiness helper and close its fd.
+@function queue:disarm
+@within queue
+@treturn boolean true
+@return[2] nil, message, `closed`
+*/
 static int q_disarm(lua_State *L) {
   lmq_queue *q = lmq_check_queue(L, 1);
   if (q->id < 0) return lmq_fail_closed(L, "disarm", q);

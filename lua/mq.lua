@@ -1,8 +1,17 @@
 --- System V message queues for Lua 5.4.
 -- The C core (`mq.core`) does every system call; this layer is policy on top
 -- of it: the timed calls and how they wait, select over several queues, the
--- messages iterator and the waiter hook. The reference is README.md.
+-- messages iterator and the waiter hook. The README is the full reference.
 -- @module mq
+-- @field O_RDONLY open flag: receive only (1)
+-- @field O_WRONLY open flag: send only (2)
+-- @field O_RDWR open flag: both (3, the default)
+-- @field O_NONBLOCK open flag: send and receive fail with `again` instead of blocking (4)
+-- @field O_CREAT open flag: create the queue when it is missing (8)
+-- @field PRIVATE the key of a private queue, for `new` (0)
+-- @field _VERSION the version, `"0.2.0"`
+-- @field sysv go-ipc's explicit calls: `sysv.create`, `sysv.open`, `sysv.destroy` are `new`,
+-- `open` and `destroy`
 
 local core = require "mq.core"
 
@@ -32,7 +41,7 @@ local mq = {
   codes = core.codes,
 }
 
---- The seed's explicit System V calls; new/open/destroy are the same functions.
+-- go-ipc's explicit System V calls; new/open/destroy are the same functions.
 mq.sysv = { create = core.new, open = core.open, destroy = core.destroy }
 
 local methods = core.methods
@@ -68,6 +77,13 @@ local function check_type(v, n, fname, want, optional)
   argerror(n, fname, ("%s expected, got %s"):format(want, v == nil and "no value" or t))
 end
 
+-- The handle a method was called on (the C core proves it is a real one).
+local function check_handle(q, fname)
+  if getmetatable(q) ~= queue_mt then
+    argerror(1, fname, ("mq.queue expected, got %s"):format(q == nil and "no value" or type(q)))
+  end
+end
+
 -- A receive selector: nil, an integer type, or {except = type} (checked in C).
 local function check_selector(v, n, fname)
   local t = type(v)
@@ -75,7 +91,7 @@ local function check_selector(v, n, fname)
   argerror(n, fname, ("integer or {except = type} expected, got %s"):format(t))
 end
 
---- The default waiter: yield inside any yieldable coroutine (so a round-robin
+-- The default waiter: yield inside any yieldable coroutine (so a round-robin
 -- scheduler keeps its other coroutines running), sleep in C otherwise.
 -- Outside a coroutine the timed calls do not call it: they wait in C.
 local function default_waiter(seconds)
@@ -175,8 +191,19 @@ local function disarm_one(q, fds)
   wait_disarm(q, fds[1])
 end
 
---- q:send_timeout(data, timeout [, mtype]) -> true | nil, message, code
+--- Send, waiting at most `timeout` seconds while the queue is full (go-ipc's
+-- `SendTimeout`), whatever the handle's blocking mode. A full queue gives no
+-- signal, so the wait polls with the back-off of `set_poll`.
+-- @function queue:send_timeout
+-- @within queue
+-- @tparam string data any bytes, 0 up to msgmax
+-- @tparam number timeout seconds; negative or `math.huge` for ever, 0 one try
+-- @tparam[opt=1] integer mtype >= 1
+-- @treturn boolean true
+-- @return[2] nil, message, code: `timeout`, `toobig`, `closed`, `invalid`, `denied`,
+-- `removed`, `system`
 function methods.send_timeout(q, data, timeout, mtype)
+  check_handle(q, "send_timeout")
   check_type(data, 1, "send_timeout", "string")
   check_type(mtype, 3, "send_timeout", "number", true)
   local deadline, msg, code = deadline_of(q, timeout, 2, "send_timeout")
@@ -187,8 +214,21 @@ function methods.send_timeout(q, data, timeout, mtype)
   return nil, why, code
 end
 
---- q:receive_timeout(timeout [, mtype [, maxsize]]) -> data, mtype | nil, message, code
+--- Receive, waiting at most `timeout` seconds for a matching message (go-ipc's
+-- `ReceiveTimeout`), whatever the handle's blocking mode. Outside a coroutine
+-- with the default waiter it sleeps on a readiness helper thread: no CPU
+-- while idle, awake within microseconds of a message.
+-- @function queue:receive_timeout
+-- @within queue
+-- @tparam number timeout seconds; negative or `math.huge` for ever, 0 one try
+-- @tparam[opt=0] integer|table selector as for `receive`
+-- @tparam[opt=msgmax] integer maxsize as for `receive`
+-- @treturn string data
+-- @treturn integer mtype
+-- @return[2] nil, message, code: `timeout`, `toobig`, `closed`, `invalid`, `denied`,
+-- `removed`, `system`
 function methods.receive_timeout(q, timeout, mtype, maxsize)
+  check_handle(q, "receive_timeout")
   check_selector(mtype, 2, "receive_timeout")
   check_type(maxsize, 3, "receive_timeout", "number", true)
   local deadline, msg, code = deadline_of(q, timeout, 1, "receive_timeout")
@@ -200,10 +240,17 @@ function methods.receive_timeout(q, timeout, mtype, maxsize)
   return nil, t, code
 end
 
---- q:messages([timeout [, mtype]]) -> iterator over data, mtype.
--- Ends once no message came for `timeout` seconds (default 0: when empty).
--- Any other failure raises, since a for loop cannot return it.
+--- An iterator over the messages: `for data, mtype in q:messages(0.5) do ... end`.
+-- It ends once no message came for `timeout` seconds; any other failure raises,
+-- since a for loop cannot return it.
+-- @function queue:messages
+-- @within queue
+-- @tparam[opt=0] number timeout seconds to wait for each message (0: end when empty)
+-- @tparam[opt=0] integer|table selector as for `receive`
+-- @treturn function the iterator
+-- @return[2] nil, message, `closed`
 function methods.messages(q, timeout, mtype)
+  check_handle(q, "messages")
   check_type(timeout, 1, "messages", "number", true)
   check_selector(mtype, 2, "messages")
   local ok, msg, code = check_open(q, "messages")
@@ -253,19 +300,25 @@ local function select_arm(list, mtype, fds)
   return armed
 end
 
---- mq.select(handles, timeout [, mtype]) -> handle, data, mtype | nil, message, code
--- The first queue to yield a message, tried in list order at each round. An
--- entry is a handle or {handle, selector}; `mtype` is the others' selector.
-function mq.select(handles, timeout, mtype)
+--- The first of several queues to yield a message, tried in list order at each
+-- round; outside a coroutine it sleeps on all of their readiness helpers at once.
+-- @tparam {queue|{queue,selector},...} handles handles, or `{handle, selector}` pairs
+-- @tparam number timeout seconds; negative or `math.huge` for ever
+-- @tparam[opt=0] integer|table selector for the entries without their own
+-- @treturn queue the handle the message came from
+-- @treturn string data
+-- @treturn integer mtype
+-- @return[2] nil, message, code: the first failing entry's, `timeout`, or `invalid`
+function mq.select(handles, timeout, selector)
   check_type(handles, 1, "select", "table")
-  check_selector(mtype, 3, "select")
+  check_selector(selector, 3, "select")
   for i = 1, #handles do
-    local h, selector = select_handle(handles[i])
+    local h, own = select_handle(handles[i])
     if getmetatable(h) ~= queue_mt then
       argerror(1, "select", ("handle or {handle, selector} expected at index %d, got %s"):format(i,
         type(handles[i])))
     end
-    check_selector(selector, 1, "select")
+    check_selector(own, 1, "select")
   end
   check_type(timeout, 2, "select", "number")
   if #handles == 0 then return nil, "select: no queues given", "invalid" end
@@ -279,7 +332,7 @@ function mq.select(handles, timeout, mtype)
     return nil, "select: the timeout is NaN", "invalid"
   end
   local deadline = (timeout < 0 or timeout == huge) and huge or monotonic() + timeout
-  local r1, r2, r3 = wait_until("select", handles, deadline, timeout, select_attempt, mtype, nil,
+  local r1, r2, r3 = wait_until("select", handles, deadline, timeout, select_attempt, selector, nil,
     cwait_select, select_arm, select_disarm)
   if r1 == nil and r3 == "timeout" then
     return nil, ("select over %d queues: timed out after %g s"):format(#handles, timeout), "timeout"
@@ -287,12 +340,16 @@ function mq.select(handles, timeout, mtype)
   return r1, r2, r3
 end
 
---- mq.set_waiter(fn [, opts]) -> previous waiter, its opts.
--- `fn(seconds)` is called between polls of every timed call outside the C
--- loop. With opts.fds, `fn(seconds, fds)` is called instead while a receive
--- waits on readiness helpers: it should return once one of the fds is
--- readable or `seconds` (math.huge: no deadline) have passed. nil restores the
--- default.
+--- Set how timed calls wait when they do not wait in C (inside a coroutine, or
+-- with a waiter of your own). `fn(seconds)` is called between polls; with
+-- `opts.fds`, `fn(seconds, fds)` is called while a receive waits on readiness
+-- helpers and should return once one of the fds is readable or `seconds`
+-- (`math.huge`: no deadline) have passed.
+-- @tparam[opt] function fn the waiter; nil restores the default (yield in a
+-- coroutine, sleep in C outside one)
+-- @tparam[opt] table opts `{fds = true}` for a waiter that sleeps on fds
+-- @treturn function the previous waiter
+-- @treturn table|nil its opts
 function mq.set_waiter(fn, opts)
   check_type(fn, 1, "set_waiter", "function", true)
   check_type(opts, 2, "set_waiter", "table", true)
@@ -303,14 +360,18 @@ function mq.set_waiter(fn, opts)
   return previous, previous_opts
 end
 
---- mq.get_poll() -> {spins=, min=, max=, threads=}: how the timed calls wait.
+--- How the timed calls wait.
+-- @treturn table `spins`, `min`, `max` (the polling back-off) and `threads`
 function mq.get_poll()
   return { spins = poll.spins, min = poll.min, max = poll.max, threads = poll.threads }
 end
 
---- mq.set_poll{spins=, min=, max=, threads=} -> previous settings | nil, message, "invalid"
--- Fields left out keep their value. threads = false: no readiness helper
--- threads, every wait polls.
+--- Set how the timed calls wait; fields left out keep their value.
+-- @tparam table t `spins` (immediate retries, integer >= 0), `min` and `max` (the
+-- back-off's first and longest sleep, seconds), `threads` (false: no readiness
+-- helper threads, every wait polls)
+-- @treturn table the previous settings
+-- @return[2] nil, message, `invalid`
 function mq.set_poll(t)
   check_type(t, 1, "set_poll", "table")
   check_type(t.spins, 1, "set_poll", "number", true)

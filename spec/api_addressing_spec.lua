@@ -1,4 +1,4 @@
--- API.md "Addressing a queue": names, key files, integer keys, mq.PRIVATE, mq.ftok.
+-- README "Names and keys": names, key files, integer keys, mq.PRIVATE, mq.ftok.
 
 local mq = require "mq"
 local H = require "helpers"

@@ -1,4 +1,4 @@
--- API.md "Errors": failure triples, messages naming operation and queue, wrong types raising,
+-- README "Errors": failure triples, messages naming operation and queue, wrong types raising,
 -- the precedence closed > invalid > denied, and removed for every method.
 
 local mq = require "mq"

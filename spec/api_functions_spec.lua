@@ -1,4 +1,4 @@
--- API.md "Functions": new, open, destroy, mq.sysv.*, limits, select, set_waiter, constants.
+-- README "Module functions": new, open, destroy, mq.sysv.*, limits, select, set_waiter, constants.
 
 local mq = require "mq"
 local H = require "helpers"

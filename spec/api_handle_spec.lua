@@ -1,4 +1,4 @@
--- API.md "Handle methods": set_blocking, stat, set_capacity, close, __gc, __close, destroy,
+-- README "Handle methods": set_blocking, stat, set_capacity, close, __gc, __close, destroy,
 -- name, key, id, tostring and the "mq.queue" metatable.
 
 local mq = require "mq"
@@ -264,7 +264,7 @@ describe("queue handle", function()
     end)
 
     it("makes messages fail with closed", function()
-      -- API.md says both "fails with closed" (close row) and "raises" (messages row):
+      -- the original contract says both "fails with closed" (close row) and "raises" (messages row):
       -- accept a nil, message, "closed" triple or an error that says closed.
       local q = H.fresh_key_queue()
       q:close()

@@ -1,4 +1,4 @@
--- API.md "Timed calls and coroutines": another process while we wait, the default waiter
+-- README "Waiting": another process while we wait, the default waiter
 -- yielding inside coroutines and sleeping outside them.
 
 local mq = require "mq"

@@ -1,4 +1,4 @@
--- API.md "Handle methods": send, receive, send_timeout, receive_timeout, peek, messages.
+-- README "Handle methods": send, receive, send_timeout, receive_timeout, peek, messages.
 
 local mq = require "mq"
 local H = require "helpers"

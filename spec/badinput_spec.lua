@@ -24,7 +24,7 @@ end
 
 -- Where an integer is expected, a string that is no number is the wrong Lua type (raise);
 -- a number with no integer representation is the right type with a bad value (`invalid`,
--- API.md: "a bad name, perm, flag, type, size or timeout value").
+-- README "Errors": "a bad name, perm, flag, type, size or timeout value").
 local NON_NUMBERS = { { '"abc"', "abc" }, { '""', "" } }
 local FRACTIONS = {
   { "1.5", 1.5 }, { "-0.5", -0.5 }, { "NaN", NAN }, { "inf", math.huge }, { "-inf", -math.huge },

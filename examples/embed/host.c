@@ -1,7 +1,7 @@
 /*
- * A C application that hosts Lua and has mq built in: the C core comes from libmq.a and the
- * Lua layer (lua/mq.lua) is compiled in as a byte array (build/mq_lua.c, made by lua2c.lua).
- * Both are registered in package.preload, so `require "mq"` needs no file on disk.
+ * A C application that hosts Lua and has mq built in: libmq.a holds the C core and the Lua
+ * layer compiled in, and luamq_preload (luamq.h) registers both in package.preload, so
+ * `require "mq"` needs no file on disk.
  *
  * usage: embed-host SCRIPT.lua [ARGS...]   (the script gets ARGS as `...`)
  */
@@ -12,31 +12,7 @@
 #include "lua.h"
 #include "lualib.h"
 
-/* The C core's opener: the one symbol libmq.a exports. */
-int luaopen_mq_core(lua_State *L);
-
-/* build/mq_lua.c */
-extern const unsigned char mq_lua_chunk[];
-extern const size_t mq_lua_chunk_size;
-
-/* The loader of "mq": runs the compiled-in lua/mq.lua, as require would run the file. */
-static int open_mq(lua_State *L)
-{
-  if (luaL_loadbufferx(L, (const char *)mq_lua_chunk, mq_lua_chunk_size, "=mq.lua (built in)",
-                       "t") != LUA_OK)
-    return lua_error(L);
-  lua_pushstring(L, "mq");
-  lua_call(L, 1, 1);
-  return 1;
-}
-
-static void preload(lua_State *L, const char *name, lua_CFunction open)
-{
-  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-  lua_pushcfunction(L, open);
-  lua_setfield(L, -2, name);
-  lua_pop(L, 1);
-}
+#include "luamq.h"
 
 static int traceback(lua_State *L)
 {
@@ -60,8 +36,7 @@ int main(int argc, char **argv)
     return 1;
   }
   luaL_openlibs(L);
-  preload(L, "mq.core", luaopen_mq_core);
-  preload(L, "mq", open_mq);
+  luamq_preload(L);
 
   lua_pushcfunction(L, traceback);
   status = luaL_loadfile(L, argv[1]);

@@ -8,6 +8,9 @@ assert(from == ":preload:", "mq was not loaded from package.preload")
 assert(package.searchpath("mq", package.path) == nil, "an mq.lua is on package.path")
 assert(package.searchpath("mq", package.cpath) == nil, "an mq.so is on package.cpath")
 assert(package.searchpath("mq.core", package.cpath) == nil, "an mq/core.so is on package.cpath")
+assert(package.searchpath("mq.loop", package.path) == nil, "an mq/loop.lua is on package.path")
+local _, loop_from = require "mq.loop"
+assert(loop_from == ":preload:", "mq.loop was not loaded from package.preload")
 
 local payload = "from the embedded interpreter \0\255"
 

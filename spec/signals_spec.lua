@@ -1,0 +1,146 @@
+-- Signals during timed waits (issue 9, item 7). lua5.4's SIGINT handler only sets a hook;
+-- a wait that polls in C must return to Lua when a signal came, so that the hook runs and
+-- the script stops, whether the signal cut a sleep short or arrived between sleeps. A
+-- permanent count hook (a debugger, luacov) must not turn a timed wait into a busy loop
+-- that never ends, nor keep an endless wait from receiving.
+
+local mq = require "mq"
+local H = require "helpers"
+local P = require "support.proc"
+
+local TRIALS = P.scaled(16, 4)   -- per operation; all run at once
+
+-- The waiting child. arg: key, op, flag. Writes the flag just before it starts to wait.
+local WAITER = [[
+local mq = require "mq"
+local q = assert(mq.open(tonumber(arg[1])))
+local f = assert(io.open(arg[3], "w")); f:close()
+if arg[2] == "receive_timeout" then q:receive_timeout(-1)
+elseif arg[2] == "send_timeout" then q:send_timeout("x", -1)
+else for _ in q:messages(-1) do end end
+print("RETURNED")
+]]
+
+local OPS = {
+  { "receive_timeout", "q:receive_timeout(-1) on an empty queue" },
+  { "send_timeout", "q:send_timeout(data, -1) on a full queue" },
+  { "messages", "for _ in q:messages(-1) do end on an empty queue" },
+}
+
+-- Starts TRIALS waiters for every op at once, sends each one SIGINT at a random moment 0 to
+-- 300 ms after it started to wait, and gives each one second from its signal to exit.
+-- Returns {op = {lines describing the waiters still running a second after their signal}}.
+local results
+local function run_trials()
+  if results then return results end
+  local tp = P.native()
+  local empty = H.fresh_key_queue()
+  local full = H.fresh_key_queue()
+  assert(full:set_capacity(8))
+  assert(full:send("12345678"))
+  local kids = {}
+  for _, op in ipairs(OPS) do
+    local key = op[1] == "send_timeout" and full:key() or empty:key()
+    for _ = 1, TRIALS do
+      local flag = P.flag()
+      kids[#kids + 1] = { op = op[1], flag = flag, child = P.spawn(WAITER, nil, key, op[1], flag) }
+    end
+  end
+  local core = require "mq.core"
+  for _, k in ipairs(kids) do
+    assert(P.wait_file(k.flag, 30), "a waiter never started: " .. k.child.output())
+    k.ready = core.monotonic()
+    k.at = k.ready + math.random() * 0.3
+  end
+  -- Deliver the signals at their moments.
+  local left = #kids
+  while left > 0 do
+    local now = core.monotonic()
+    for _, k in ipairs(kids) do
+      if not k.sent and now >= k.at then
+        tp.kill(k.child.pid, 2)   -- SIGINT
+        k.sent = now
+        left = left - 1
+      end
+    end
+    core.sleep(0.0005)
+  end
+  -- Each has one second from its signal.
+  results = {}
+  for _, op in ipairs(OPS) do results[op[1]] = {} end
+  for _, k in ipairs(kids) do
+    local ok, code = k.child:wait(math.max(0, k.sent + 1 - core.monotonic()))
+    if ok == nil then
+      table.insert(results[k.op], string.format("pid %d, signalled %.0f ms after it started to wait",
+        k.child.pid, (k.sent - k.ready) * 1000))
+      k.child:kill()
+      k.child:wait(10)
+    elseif code == 0 then
+      table.insert(results[k.op], string.format("pid %d returned instead of being interrupted: %s",
+        k.child.pid, k.child.output()))
+    end
+  end
+  empty:close()
+  full:close()
+  return results
+end
+
+describe("SIGINT to lua5.4 during a wait for ever", function()
+  after_each(H.cleanup)
+
+  for _, op in ipairs(OPS) do
+    it(string.format("in %s makes every one of %d processes exit within 1 s, whatever the moment",
+      op[2], TRIALS), function()
+      local stuck = run_trials()[op[1]]
+      assert(#stuck == 0, string.format("%d of %d processes still ran 1 s after SIGINT:\n%s",
+        #stuck, TRIALS, table.concat(stuck, "\n")))
+    end)
+  end
+end)
+
+describe("under a permanent count hook", function()
+  after_each(H.cleanup)
+
+  it("q:receive_timeout(1) returns `timeout` after about 1 s", function()
+    local _, key = H.fresh_key_queue()
+    local ok, code, out = H.sh(string.format("timeout -k 5 20 %s %s %d", H.LUA, H.script([[
+      local mq = require "mq"
+      local core = require "mq.core"
+      local q = assert(mq.open(tonumber(arg[1])))
+      debug.sethook(function() end, "", 1000)
+      local t0 = core.monotonic()
+      local r, _, code = q:receive_timeout(1)
+      print(string.format("RESULT %s %s %.3f", tostring(r), tostring(code), core.monotonic() - t0))
+    ]]), key))
+    assert(code ~= 124, "receive_timeout(1) under a count hook was still running after 20 s")
+    assert(ok, out)
+    local r, c, t = out:match("RESULT (%S+) (%S+) (%S+)")
+    assert.equal("nil", r)
+    assert.equal("timeout", c)
+    t = tonumber(t)
+    assert(t >= 1 and t < 3, "it returned after " .. t .. " s")
+  end)
+
+  it("q:receive_timeout(-1) still receives a message sent later", function()
+    local q, key = H.fresh_key_queue()
+    local flag = P.flag()
+    local child = P.spawn([[
+      local mq = require "mq"
+      local q = assert(mq.open(tonumber(arg[1])))
+      debug.sethook(function() end, "", 1000)
+      local f = assert(io.open(arg[2], "w")); f:close()
+      local d, t = q:receive_timeout(-1)
+      print("GOT", d, t)
+    ]], nil, key, flag)
+    assert(P.wait_file(flag, 20), child.output())
+    require("mq.core").sleep(0.1)
+    assert(q:send("later", 4))
+    local ok, code, out = child:finish(20)
+    assert(ok, string.format("child exited %s: %s", tostring(code), out))
+    assert.equal("GOT\tlater\t4\n", out)
+    q:close()
+  end)
+end)
+
+-- `mq` is required for its side effect of loading the module the children use.
+assert(mq._VERSION)

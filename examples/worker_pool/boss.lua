@@ -1,9 +1,12 @@
--- The boss of a worker pool: sends N jobs and collects N replies, with a sender and a
--- collector coroutine under mq.loop so that neither blocks the other.
+-- The boss of a worker pool: sends N jobs and collects N replies.
 -- usage: lua5.4 boss.lua JOBS REPLIES N WORKERS
--- With JOBS == REPLIES (one queue for both), the pool deadlocks once the queue is full of
--- jobs: every worker blocks sending its reply into it, and the boss blocks sending jobs.
--- The boss notices that no reply came for 1 s, says so and removes the queue.
+-- With two queues it runs a sender and a collector coroutine under mq.loop, so that a full
+-- jobs queue never stops it from collecting. With one queue for both (JOBS == REPLIES) it
+-- is the usual first attempt: send every job, then collect. That deadlocks once the queue is
+-- full: the boss waits to send, every worker waits to send its reply, and nobody receives.
+-- (No boss can make one queue safe: once it is full of jobs while every worker holds a
+-- reply, the replies have nowhere to go.) The boss notices that it could not send for 1 s,
+-- says so and removes the queue.
 local mq = require "mq"
 local core = require "mq.core"
 local pool = require "pool"
@@ -27,15 +30,7 @@ local function send(job)
   return false
 end
 
-loop:spawn(function()               -- the sender
-  for i = 1, n do
-    if not send(tostring(i)) then return end
-    sent = i
-  end
-  for _ = 1, workers do send(pool.STOP) end
-end)
-
-loop:spawn(function()               -- the collector
+local function collect()
   while received < n do
     local reply, mtype, code = replies:receive_timeout(1, pool.REPLY)
     if not reply then
@@ -45,13 +40,37 @@ loop:spawn(function()               -- the collector
     end
     received, sum = received + 1, sum + tonumber(reply)
   end
-end)
+end
+
+if jobs == replies then             -- one queue: send everything, then collect
+  loop:spawn(function()
+    for i = 1, n do
+      local ok, msg, code = jobs:send_timeout(tostring(i), 1, pool.JOB)
+      if not ok then
+        if code ~= "timeout" then error(msg) end
+        stalled = true              -- could not send for 1 s: the pool is stuck
+        return
+      end
+      sent = i
+    end
+    collect()
+  end)
+else                                -- two queues: send and collect at once
+  loop:spawn(function()
+    for i = 1, n do
+      if not send(tostring(i)) then return end
+      sent = i
+    end
+    for _ = 1, workers do send(pool.STOP) end
+  end)
+  loop:spawn(collect)
+end
 
 loop:run()
 local seconds = core.monotonic() - t0
 if stalled then
   print(string.format("one queue for jobs and replies: stuck after %d jobs sent and %d replies "
-    .. "(the queue is full of jobs, every worker waits to send its reply)", sent, received))
+    .. "(the queue is full, the boss and every worker wait to send into it)", sent, received))
   jobs:destroy()                    -- frees the workers: their calls fail with `removed`
   os.exit(3)
 end

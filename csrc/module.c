@@ -48,6 +48,8 @@ LUAMQ_EXPORT int luaopen_mq_core(lua_State *L) {
   lua_setfield(L, module, "limits");
   lua_pushcfunction(L, lmq_ignore_sigpipe);
   lua_setfield(L, module, "ignore_sigpipe");
+  lua_pushcfunction(L, lmq_getpid);
+  lua_setfield(L, module, "getpid");
   lmq_listing_register(L);
   lmq_clock_register(L);
   lmq_push_codes(L);

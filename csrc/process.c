@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "errors.h"
 #include "process.h"
@@ -24,5 +25,12 @@ int lmq_ignore_sigpipe(lua_State *L) {
   if (sigaction(SIGPIPE, &sa, NULL) != 0)
     return lmq_fail(L, "ignore_sigpipe", "", LMQ_ESYSTEM, strerror(errno));
   lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.getpid() -> the process id: lets mq.loop notice that it now runs in a forked child,
+ * whose waits must re-arm helpers of its own. */
+int lmq_getpid(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)getpid());
   return 1;
 }

@@ -10,4 +10,7 @@
 /* core.ignore_sigpipe() -> true | nil, message, "system". */
 int lmq_ignore_sigpipe(lua_State *L);
 
+/* core.getpid() -> the process id. */
+int lmq_getpid(lua_State *L);
+
 #endif

@@ -161,8 +161,8 @@ local function wait_until(op, target, deadline, timeout, attempt, a, b, cwait, a
     tries = tries + 1
     if tries > spins then
       local fds = use_fds and arm(target, a, armed.fds)
+      if use_fds then armed.fds = fds or nil end   -- a failed re-arm freed the old helpers
       if fds then
-        armed.fds = fds
         waiter(deadline - now, fds)
       else
         local left = deadline - now

@@ -69,6 +69,52 @@ describe("mq.loop", function()
     assert.are.equal(mine, (mq.set_waiter(nil)))
   end)
 
+  it("closes its other coroutines when one raises, so that their waits end and no helper is left",
+    function()
+    local q = H.fresh_key_queue()
+    local loop = new_loop()
+    loop:spawn(function() q:receive_timeout(30) end)            -- sleeps on a helper
+    loop:spawn(function() loop:sleep(0.05) error("boom while another waits") end)
+    local ok, err = pcall(loop.run, loop)
+    assert.is_false(ok)
+    assert.matches("boom while another waits", err)
+    assert.are.equal(0, loop:size())
+    no_helper_left()
+    q:close()
+  end)
+
+  it("wakes a wait that spans a fork, in the child, on a helper of the child's own", function()
+    local q, key = H.fresh_key_queue()
+    local result = P.flag()
+    -- A process of its own runs the loop: a coroutine waits, another forks, and the middle
+    -- process leaves at once, so that only the grandchild's own helper can wake the wait.
+    local pid = P.fork(function()
+      local loop = new_loop()
+      local t0
+      loop:spawn(function()
+        local data = q:receive_timeout(10, 7)
+        H.write_file(result, string.format("%s %.3f", tostring(data), core.monotonic() - t0))
+      end)
+      loop:spawn(function()
+        loop:sleep(0.05)                 -- the first one waits now
+        if tp.fork() ~= 0 then tp._exit(0) end
+        t0 = core.monotonic()
+        loop:sleep(0.2)
+        local s = assert(mq.open(key))
+        assert(s:send("afterfork", 7))
+        s:close()
+      end)
+      loop:run(15)
+    end)
+    assert.are.equal(0, P.reap(pid))
+    local out = H.wait_until(function() return H.read_file(result) end, 15)
+    assert(out, "the grandchild's wait never ended")
+    local data, elapsed = out:match("^(%S+) ([%d.]+)$")
+    assert.are.equal("afterfork", data)
+    assert(tonumber(elapsed) < 5, "the wait ended only at its deadline: " .. out)
+    q:close()
+  end)
+
   it("restores the waiter that was set before run", function()
     local function mine(s) return s end
     mq.set_waiter(mine, { fds = true })

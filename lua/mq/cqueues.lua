@@ -46,7 +46,8 @@ end
 
 --- pollable(q [, selector]) -> an object cqueues.poll accepts: it arms q for
 -- selector each time cqueues asks for its fd, so polling it again after a
--- receive that found nothing re-arms the helper.
+-- receive that found nothing re-arms the helper. Before q:disarm() or
+-- q:close(), call cqueues.cancel on its fd: they close it.
 function M.pollable(q, selector)
   local fd = assert(q:arm(selector))
   return setmetatable({ fd = fd, q = q, selector = selector }, {

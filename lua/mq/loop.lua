@@ -14,7 +14,7 @@
 local mq = require "mq"
 local core = require "mq.core"
 
-local monotonic, block = core.monotonic, core.block
+local monotonic, block, getpid = core.monotonic, core.block, core.getpid
 local create, resume, running, status, yield, isyieldable = coroutine.create, coroutine.resume,
   coroutine.running, coroutine.status, coroutine.yield, coroutine.isyieldable
 local huge, pack, unpack = math.huge, table.pack, table.unpack
@@ -82,7 +82,16 @@ end
 
 -- Every task waits: block until the earliest deadline (or `stop`) or one of
 -- their fds, then make runnable those whose time or fd came.
-local function block_all(tasks, stop)
+local function block_all(self, tasks, stop)
+  if getpid() ~= self.pid then
+    -- A coroutine forked: here, the waits' fds are the parent's helpers'. Every wait
+    -- polls again, and arms helpers of this process's own.
+    self.pid = getpid()
+    for _, task in pairs(tasks) do
+      if task.fds then task.deadline = nil end
+    end
+    return
+  end
   local earliest, fds, owners = stop, {}, {}
   for co, task in pairs(tasks) do
     if task.deadline < earliest then earliest = task.deadline end
@@ -120,7 +129,7 @@ local function run(self, stop)
     self.order = order
     if self.count > 0 then
       if monotonic() >= stop then return false end
-      if waiting then block_all(tasks, stop) end
+      if waiting then block_all(self, tasks, stop) end
     end
   end
   return true
@@ -128,7 +137,8 @@ end
 
 --- loop:run([timeout]) -> true once every coroutine has finished, false when
 -- `timeout` seconds passed first. An error in a coroutine is raised here, with
--- that coroutine's traceback.
+-- that coroutine's traceback; the loop's other coroutines are closed then (their
+-- waits end), and the loop is empty.
 function Loop:run(timeout)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout) then
     error(("bad argument #1 to 'run' (number expected, got %s)"):format(type(timeout)), 2)
@@ -143,9 +153,15 @@ function Loop:run(timeout)
     return previous(seconds < 1e-3 and seconds or 1e-3)
   end
   previous, previous_opts = mq.set_waiter(waiter, { fds = true })
+  self.pid = getpid()
   local ok, result = pcall(run, self, stop)
   mq.set_waiter(previous, previous_opts)
-  if not ok then error(result, 0) end
+  if not ok then
+    -- The others are closed, so their waits end and their helpers stop.
+    for co in pairs(tasks) do coroutine.close(co) end
+    self.tasks, self.order, self.count = {}, {}, 0
+    error(result, 0)
+  end
   return result
 end
 

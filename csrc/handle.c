@@ -30,11 +30,13 @@ A handle on one queue: a full userdata whose `__gc` and `__close` close it
 
 uintptr_t lmq_seal_key;
 
-/* One readiness helper of a handle; `user` for q:arm's. */
+/* One readiness helper of a handle: q:arm's (`user`), one a wait is using (`busy`), or
+ * an idle one kept, parked, for the handle's next wait (at most one). */
 struct lmq_watch {
   lmq_ready *ready;
   int fd;
   int user;
+  int busy;
   struct lmq_watch *next;
 };
 
@@ -133,7 +135,7 @@ void lmq_handle_close(lua_State *L, int idx, lmq_queue *q) {
   q->bufcap = 0;
   while (*p != NULL) {
     struct lmq_watch *w = *p;
-    if (idx == 0 || w->user) {     /* from __gc no wait is left to end */
+    if (idx == 0 || w->user || !w->busy) {   /* from __gc no wait is left to end */
       *p = w->next;
       free_watch(w);
     } else {
@@ -147,11 +149,19 @@ void lmq_handle_close(lua_State *L, int idx, lmq_queue *q) {
   }
 }
 
-/* The helper with `fd`, or q:arm's when fd is -1 and `user`; NULL if none. */
+/* The busy helper of a wait with `fd`, or q:arm's when fd is -1 and `user`; NULL if none. */
 static struct lmq_watch *find_watch(const lmq_queue *q, int fd, int user) {
   struct lmq_watch *w;
   for (w = q->watches; w != NULL; w = w->next)
-    if (user ? w->user : (!w->user && w->fd == fd)) return w;
+    if (user ? w->user : (!w->user && w->busy && w->fd == fd)) return w;
+  return NULL;
+}
+
+/* The idle helper kept for the next wait, or NULL. */
+static struct lmq_watch *find_idle(const lmq_queue *q) {
+  struct lmq_watch *w;
+  for (w = q->watches; w != NULL; w = w->next)
+    if (!w->user && !w->busy) return w;
   return NULL;
 }
 
@@ -168,6 +178,7 @@ static struct lmq_watch *new_watch(lmq_queue *q, int user) {
     return NULL;
   }
   w->user = user;
+  w->busy = !user;
   w->next = q->watches;
   q->watches = w;
   return w;
@@ -198,6 +209,7 @@ int lmq_handle_arm(lmq_queue *q, int fd, long msgtyp, int msgflg) {
     return -1;
   }
   w = fd >= 0 ? find_watch(q, fd, 0) : NULL;
+  if (w == NULL && (w = find_idle(q)) != NULL) w->busy = 1;   /* its helper, parked, wakes */
   if (w == NULL) w = new_watch(q, 0);
   fd = arm(w, msgtyp, msgflg);
   if (fd < 0 && w != NULL) {             /* the caller polls instead: drop the helper */
@@ -212,6 +224,13 @@ int lmq_handle_arm(lmq_queue *q, int fd, long msgtyp, int msgflg) {
 void lmq_handle_disarm(lmq_queue *q, int fd) {
   struct lmq_watch *w = fd >= 0 ? find_watch(q, fd, 0) : NULL;
   if (w == NULL) return;
+  if (q->id >= 0 && find_idle(q) == NULL) {
+    /* Kept for the next wait: a helper that fired stays parked (taking nothing), so that
+     * the next wait starts no thread, and this one returns without joining one. */
+    lmq_ready_park(w->ready);
+    w->busy = 0;
+    return;
+  }
   unlink_watch(q, w);
   free_watch(w);
 }

@@ -110,11 +110,12 @@ void lmq_handle_close(lua_State *L, int idx, lmq_queue *q);
  * handle keeps them all, so that a receive finds a 0-byte message any of them
  * took and closing stops them.
  *
- * lmq_handle_arm arms the wait's helper whose fd is `fd`, or a new one when fd
- * is -1, for a selector, and returns its fd: readable when a matching message
- * may be there or the queue is gone. -1 with errno when no helper can watch
- * (the caller polls instead). lmq_handle_disarm ends the wait of helper `fd`
- * (nothing if close already did).
+ * lmq_handle_arm arms the wait's helper whose fd is `fd`, or, when fd is -1,
+ * the handle's idle helper or a new one, for a selector, and returns its fd:
+ * readable when a matching message may be there or the queue is gone. -1 with
+ * errno when no helper can watch (the caller polls instead). lmq_handle_disarm
+ * ends the wait of helper `fd` (nothing if close already did): the handle keeps
+ * one helper idle, parked and taking nothing, for its next wait.
  */
 int lmq_handle_arm(lmq_queue *q, int fd, long msgtyp, int msgflg);
 void lmq_handle_disarm(lmq_queue *q, int fd);

@@ -246,6 +246,7 @@ static ssize_t helper_msgrcv(lmq_ready *r, long typ, int flg, int *err) {
 
 static void *helper_main(void *arg) {
   lmq_ready *r = (lmq_ready *)arg;
+  int parked = 0;                   /* named LMQ_READY_PARKED_NAME */
   (void)pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
   (void)pthread_setname_np(pthread_self(), LMQ_READY_THREAD_NAME);  /* one prctl */
   lock(r);
@@ -253,11 +254,23 @@ static void *helper_main(void *arg) {
     long typ;
     int flg, err = 0;
     ssize_t n;
+    if (!parked && !r->stop && load_state(r) != ST_WAITING) {
+      /* About to wait for a re-arm: the name says so (ps -L, the specs). Renamed outside
+       * the lock, after the fd was signalled: nothing waits on it. */
+      unlock(r);
+      (void)pthread_setname_np(pthread_self(), LMQ_READY_PARKED_NAME);
+      parked = 1;
+      lock(r);
+    }
     while (!r->stop && load_state(r) != ST_WAITING) (void)pthread_cond_wait(&r->cv, &r->mu);
     if (r->stop) break;
     typ = r->sel_typ;
     flg = r->sel_flg;
     unlock(r);
+    if (parked) {
+      (void)pthread_setname_np(pthread_self(), LMQ_READY_THREAD_NAME);
+      parked = 0;
+    }
     n = helper_msgrcv(r, typ, flg, &err);
     lock(r);
     if (n >= 0) {
@@ -502,6 +515,17 @@ int lmq_ready_put_back(lmq_ready *r) {
 void lmq_ready_stop(lmq_ready *r) {
   if (!here(r)) return;
   halt(r);
+  lock(r);
+  (void)put_back_locked(r);  /* on failure it stays stashed for lmq_ready_take */
+  clear_fd(r);
+  unlock(r);
+}
+
+/* lmq_ready_park(r): stop taking messages but keep a helper that fired, parked, for the next
+ * arm; a helper still in msgrcv is stopped (cancel and join). Put back, fd clear. */
+void lmq_ready_park(lmq_ready *r) {
+  if (!here(r)) return;
+  if (r->has_thread && load_state(r) != ST_FIRED) halt(r);
   lock(r);
   (void)put_back_locked(r);  /* on failure it stays stashed for lmq_ready_take */
   clear_fd(r);

@@ -29,9 +29,12 @@
 #ifndef LMQ_READY_H
 #define LMQ_READY_H
 
-/* The name every helper thread gives itself (ps -L, top -H, /proc/PID/task/TID/comm),
- * so that a host, a debugger or a test tells them from its own threads. */
+/* The names a helper thread gives itself (ps -L, top -H, /proc/PID/task/TID/comm), so
+ * that a host, a debugger or a test tells them from its own threads: "mq-ready" while
+ * it watches the queue (in msgrcv, or about to be), "mq-parked" while it waits to be
+ * armed again and takes nothing. */
 #define LMQ_READY_THREAD_NAME "mq-ready"
+#define LMQ_READY_PARKED_NAME "mq-parked"
 
 typedef struct lmq_ready lmq_ready;
 
@@ -84,6 +87,11 @@ int lmq_ready_put_back(lmq_ready *r);
  * message if possible (if not, it stays stashed: lmq_ready_take still gets
  * it). The fd stays open and is left not readable. */
 void lmq_ready_stop(lmq_ready *r);
+
+/* As lmq_ready_stop, but a helper that fired (parked, taking nothing) is kept for the
+ * next arm, which then costs no thread start: for a handle between two waits. One still
+ * waiting in msgrcv is stopped, since it would take 0-byte messages nobody waits for. */
+void lmq_ready_park(lmq_ready *r);
 
 /* As lmq_ready_stop, but leave the fd readable: for a wait that sleeps on it while its
  * handle closes, so that the wait wakes and ends instead of sleeping on an fd that nothing

@@ -360,11 +360,12 @@ describe("a handle closed or collected while a coroutine of mq.loop waits on it"
       core.sleep(0.1)                        -- past run's timeout: the waiting one stays put
     end)
     assert.is_false(loop:run(0.05))
-    assert.is_true(P.wait_helpers(1))
+    assert.is_true(P.wait_alive(1))         -- it fired (the message it took), parked
     loop, q = nil, nil   -- luacheck: ignore 311
     collectgarbage()
     collectgarbage()
     assert(back_to_base())
+    assert.is_true(P.wait_alive(0))
     assert.are.equal(1, sender:stat().messages)
     assert.are.same({ "", 4 }, { sender:receive() })
     sender:close()

@@ -275,7 +275,7 @@ describe("fork", function()
     end)
     assert.are.equal(0, P.reap(pid, 30))
     assert(readable(pfd, 0), "the child took the parent's wake-up")
-    assert.is_true(P.wait_helpers(1))
+    assert.is_true(P.wait_alive(1))         -- fired, so parked
     assert.are.same({ "for the parent", 1 }, { q:receive(1) })
     assert(q:arm(1))                         -- and it waits again
     assert.is_false(readable(pfd, 0))
@@ -393,6 +393,46 @@ describe("q:arm and selectors", function()
     collectgarbage()
     collectgarbage()
     assert(back_to_base())
+  end)
+end)
+
+describe("a handle between two waits", function()
+  after_each(common_after)
+
+  it("keeps one helper parked, which takes nothing, and reuses it for its next wait", function()
+    local q = H.fresh_key_queue()
+    local peer = assert(mq.open(q:key()))
+    local tids = {}
+    for round = 1, 3 do
+      local pid = P.fork_when_waiting(function() assert(peer:send("m" .. round, 5)) end)
+      assert.are.equal("m" .. round, (q:receive_timeout(10)))
+      assert.are.equal(0, P.reap(pid))
+      assert(H.wait_until(function() return P.parked() == 1 end), P.parked() .. " parked")
+      assert.are.equal(0, P.helpers())                  -- none watches the queue now
+      tids[#tids + 1] = table.concat(P.helper_tids("mq-parked"), ",")
+    end
+    assert.are.equal(tids[1], tids[3], "a new thread for each wait")
+    -- A 0-byte message sent now stays in the queue for any receiver: the parked helper is
+    -- not in msgrcv.
+    assert(peer:send("", 9))
+    core.sleep(0.05)
+    assert.are.equal(1, q:stat().messages)
+    assert.are.same({ "", 9 }, { peer:receive(9) })
+    peer:close()
+    q:close()
+    assert.are.equal(0, P.parked())                     -- close joined it
+  end)
+
+  it("has its parked helper joined when it is collected", function()
+    local q = H.fresh_key_queue()
+    local pid = P.fork_when_waiting(function() assert(mq.open(q:key()):send("x")) end)
+    assert.are.equal("x", (q:receive_timeout(10)))
+    assert.are.equal(0, P.reap(pid))
+    assert(H.wait_until(function() return P.parked() == 1 end))
+    q = nil   -- luacheck: ignore 311
+    collectgarbage()
+    collectgarbage()
+    assert.are.equal(0, P.parked())
   end)
 end)
 

@@ -148,15 +148,28 @@ function P.helpers(pid)
   return (assert(P.native().threads_named(pid or 0, "mq-ready")))
 end
 
+-- How many helpers of pid (default: this process) are parked: kept by a handle between two
+-- waits, taking nothing ("mq-parked").
+function P.parked(pid)
+  return (assert(P.native().threads_named(pid or 0, "mq-parked")))
+end
+
+-- Wait until pid (default: this process) has exactly n helper threads alive, watching or
+-- parked; true, or nil on timeout.
+function P.wait_alive(n, pid, timeout)
+  return H.wait_until(function() return P.helpers(pid) + P.parked(pid) == n end, timeout or 10)
+end
+
 -- Wait until pid (default: this process) runs exactly n helpers (a new one names itself
 -- once it runs); true, or nil on timeout.
 function P.wait_helpers(n, pid, timeout)
   return H.wait_until(function() return P.helpers(pid) == n end, timeout or 10)
 end
 
--- The thread ids of this process's helpers.
-function P.helper_tids()
-  local p = io.popen("grep -lx mq-ready /proc/" .. P.native().getpid() .. "/task/*/comm 2>/dev/null")
+-- The thread ids of this process's helpers (named `name`, default "mq-ready").
+function P.helper_tids(name)
+  local p = io.popen("grep -lx " .. (name or "mq-ready") .. " /proc/" .. P.native().getpid()
+    .. "/task/*/comm 2>/dev/null")
   local tids = {}
   for line in p:lines() do
     local tid = tonumber(line:match("/task/(%d+)/comm$"))

@@ -32,17 +32,36 @@ void lmq_hook_save(lua_State *L, lmq_hook *h) {
   h->hook = lua_gethook(L);
   h->mask = lua_gethookmask(L);
   h->count = lua_gethookcount(L);
+  h->main = NULL;
+  h->main_hook = NULL;
+  h->main_mask = h->main_count = 0;
+  if (lua_pushthread(L) == 0) {          /* not the main thread: watch that one too */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    h->main = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    h->main_hook = lua_gethook(h->main);
+    h->main_mask = lua_gethookmask(h->main);
+    h->main_count = lua_gethookcount(h->main);
+  }
+  lua_pop(L, 1);
 }
 
-int lmq_hook_changed(lua_State *L, const lmq_hook *h) {
-  return lua_gethook(L) != h->hook || lua_gethookmask(L) != h->mask ||
-         lua_gethookcount(L) != h->count;
+enum lmq_hook_change lmq_hook_changed(lua_State *L, const lmq_hook *h) {
+  if (lua_gethook(L) != h->hook || lua_gethookmask(L) != h->mask ||
+      lua_gethookcount(L) != h->count)
+    return LMQ_HOOK_OWN;
+  if (h->main != NULL && (lua_gethook(h->main) != h->main_hook ||
+                          lua_gethookmask(h->main) != h->main_mask ||
+                          lua_gethookcount(h->main) != h->main_count))
+    return LMQ_HOOK_MAIN;
+  return LMQ_HOOK_SAME;
 }
 
-int lmq_block(lua_State *L, const lmq_hook *h, struct pollfd *fds, int nfds, double seconds) {
+enum lmq_hook_change lmq_block(lua_State *L, const lmq_hook *h, struct pollfd *fds, int nfds,
+                               double seconds) {
   sigset_t all, old;
   struct timespec ts, *tsp = NULL;
-  int changed;
+  enum lmq_hook_change changed;
   if (seconds < 1e9) {                   /* also finite; longer is for ever */
     if (!(seconds > 0)) seconds = 0;
     ts.tv_sec = (time_t)seconds;
@@ -53,9 +72,9 @@ int lmq_block(lua_State *L, const lmq_hook *h, struct pollfd *fds, int nfds, dou
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, &old);
   changed = lmq_hook_changed(L, h);
-  if (!changed) ppoll(fds, (nfds_t)nfds, tsp, &old);   /* sleeps with the caller's mask */
+  if (changed == LMQ_HOOK_SAME) ppoll(fds, (nfds_t)nfds, tsp, &old);  /* sleeps with the caller's mask */
   pthread_sigmask(SIG_SETMASK, &old, NULL);             /* a signal still pending runs here */
-  return changed || lmq_hook_changed(L, h);
+  return changed != LMQ_HOOK_SAME ? changed : lmq_hook_changed(L, h);
 }
 
 /* A number argument that must not be NaN. */
@@ -83,18 +102,24 @@ static void check_backoff(lua_State *L, int first, backoff *b) {
                 "max must be >= min and finite");
 }
 
-/* What a round of polls that found nothing leads to. */
-enum next { AGAIN, DEADLINE, SIGNAL };
+/* What a round of polls that found nothing leads to: poll again, the deadline, a hook of
+ * this thread to run (back to Lua), or the main thread's (end the wait: interrupted). */
+enum next { AGAIN, DEADLINE, SIGNAL, INTERRUPTED };
+
+static enum next on_hook(enum lmq_hook_change c) {
+  return c == LMQ_HOOK_SAME ? AGAIN : c == LMQ_HOOK_OWN ? SIGNAL : INTERRUPTED;
+}
 
 /* After an empty round: the deadline, a changed hook, a spin, or a sleep,
  * on `fds` when given (readiness), else a back-off step. */
 static enum next pause_round(lua_State *L, const lmq_hook *h, backoff *b, struct pollfd *fds, int nfds) {
   double now = lmq_now(), left = b->deadline - now;
+  enum next n;
   if (now >= b->deadline) return DEADLINE;
-  if (lmq_hook_changed(L, h)) return SIGNAL;
+  if ((n = on_hook(lmq_hook_changed(L, h))) != AGAIN) return n;
   if (++b->tries <= b->spins) return AGAIN;
-  if (fds != NULL) return lmq_block(L, h, fds, nfds, left) ? SIGNAL : AGAIN;
-  if (lmq_block(L, h, NULL, 0, b->step < left ? b->step : left)) return SIGNAL;
+  if (fds != NULL) return on_hook(lmq_block(L, h, fds, nfds, left));
+  if ((n = on_hook(lmq_block(L, h, NULL, 0, b->step < left ? b->step : left))) != AGAIN) return n;
   b->step *= 2;
   if (b->step > b->cap) b->step = b->cap;
   return AGAIN;
@@ -104,8 +129,10 @@ static int ended(lua_State *L, enum next why) {
   lua_pushboolean(L, 0);
   if (why == DEADLINE)
     lua_pushliteral(L, "deadline");
-  else
+  else if (why == SIGNAL)
     lua_pushliteral(L, "signal");
+  else
+    lua_pushliteral(L, "interrupted");
   return 2;
 }
 
@@ -116,7 +143,8 @@ static int ended(lua_State *L, enum next why) {
  * only), else from `min` seconds doubling to `max`; never past `deadline`
  * (monotonic seconds, may be inf). Returns what the poll gave, or false,
  * "deadline" once it has passed, or false, "signal" when the Lua hook changed
- * (a signal handler wants Lua to run: lua.c's Ctrl-C).
+ * (a signal handler wants Lua to run: lua.c's Ctrl-C), or false, "interrupted"
+ * when, in a coroutine, the main thread's hook changed.
  */
 static int wait_with(lua_State *L, lua_CFunction poll, int receive) {
   lmq_queue *q = lmq_check_queue(L, 1);
@@ -239,7 +267,8 @@ static void select_disarm(lua_State *L, lua_Integer n, const struct pollfd *fds)
  * first queue of the list to yield a message, tried in list order at each
  * round; between rounds, sleeps on every queue's readiness at once (helpers),
  * or backs off as wait() does. Returns handle, data, type; or the failure of
- * the first entry that cannot be polled; or false, "deadline" / "signal".
+ * the first entry that cannot be polled; or false, "deadline" / "signal" /
+ * "interrupted".
  */
 static int wait_select(lua_State *L) {
   const char *op = luaL_checkstring(L, 3);

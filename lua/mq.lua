@@ -146,7 +146,14 @@ local function wait_until(op, target, deadline, timeout, attempt, a, b, cwait, a
       local r1, r2, r3 = cwait(target, a, b, op, deadline, poll.spins, poll.min, poll.max, threads)
       if r1 ~= false then return r1, r2, r3 end
       if r2 == "deadline" then return timed_out(op, target, timeout) end
-      -- The Lua hook changed (a signal handler's, lua.c's Ctrl-C): back in Lua it runs.
+      if r2 == "interrupted" then
+        -- In a coroutine that cannot yield, the main thread's hook changed (lua.c's Ctrl-C
+        -- sets it there): only ending the call lets the main thread run it.
+        local what = getmetatable(target) == queue_mt and tostring(target)
+          or ("over %d queues"):format(#target)
+        return nil, ("%s %s: interrupted by a signal"):format(op, what), "interrupted"
+      end
+      -- This thread's hook changed (a signal handler's, lua.c's Ctrl-C): back in Lua it runs.
     end
   end
   local use_fds = waiter_takes_fds and threads and arm ~= nil

@@ -144,3 +144,50 @@ end)
 
 -- `mq` is required for its side effect of loading the module the children use.
 assert(mq._VERSION)
+
+describe("a wait in a coroutine that cannot yield", function()
+  after_each(H.cleanup)
+
+  -- lua.c's SIGINT handler sets its hook on the main thread (globalL), as this child's timer
+  -- handler does (testproc's catch_deadline). A wait in a table.sort comparator inside a
+  -- coroutine waits in C, where the main thread's hook never runs: it must end, so that
+  -- control gets back to the main thread and its hook stops the script.
+  local CHILD = [[
+    local mq = require "mq"
+    local core = require "mq.core"
+    package.cpath = arg[2] .. ";" .. package.cpath
+    local tp = require "testproc"
+    local q = assert(mq.open(tonumber(arg[1])))
+    assert(tp.catch_deadline(tp.SIGALRM))
+    tp.deadline(core.monotonic() + 0.2)
+    tp.setitimer(0.05, 0.05)
+    local inner
+    io.stdout:setvbuf("no")
+    local co = coroutine.create(function()
+      table.sort({ 3, 2, 1 }, function(a, b)
+        if not inner then
+          inner = { q:receive_timeout(-1) }
+          print("INNER", tostring(inner[1]), tostring(inner[3]))   -- the coroutine has no hook
+        end
+        return a < b
+      end)
+    end)
+    local ok, err = pcall(function()
+      local r = { coroutine.resume(co) }  -- back here, the main thread's hook runs
+      assert(r[1], r[2])
+      for _ = 1, 1e8 do end
+    end)
+    print("MAIN", tostring(ok), tostring(err))
+  ]]
+
+  it("ends with `interrupted` when a signal handler hooks the main thread", function()
+    local _, key = H.fresh_key_queue()
+    local _, cpath = P.native()
+    local ok, code, out = H.sh(string.format("timeout 10 %s %s %s %s", H.LUA, H.script(CHILD),
+      key, H.shell_quote(cpath)))
+    assert(code ~= 124, "the wait never ended: " .. out)
+    assert(ok, string.format("child exited %s: %s", tostring(code), out))
+    assert.matches("INNER\tnil\tinterrupted\n", out)
+    assert.matches("MAIN\tfalse\t[^\n]*FUZZ%-DEADLINE", out)
+  end)
+end)

@@ -9,14 +9,6 @@ local mq = require "mq"
 local H = require "helpers"
 local P = require "support.proc"
 
-local function back_to_base()
-  return P.wait_helpers(0)
-end
-
-local function no_helper_left()
-  assert(back_to_base(), "a wait left " .. P.helpers() .. " helper thread(s) running")
-end
-
 -- Wrap an adapter's waiter to count its calls and the fds it was given.
 local function counting(waiter)
   local stats = { calls = 0, with_fds = 0 }
@@ -28,16 +20,20 @@ local function counting(waiter)
   return stats
 end
 
-local function common_after()
-  mq.set_waiter(nil)
-  assert(back_to_base(), P.helpers() .. " helper thread(s) left behind")
-  H.cleanup()
+-- adapter.install() returns the waiter it replaced, and its own is mq's, given fds.
+local function installs(adapter)
+  local previous, opts = adapter.install()
+  assert.is_function(previous)
+  assert.is_nil(opts)
+  local mine, mine_opts = mq.set_waiter(nil)
+  assert.are.equal(adapter.waiter, mine)
+  assert.are.same({ fds = true }, mine_opts)
 end
 
 describe("mq.cqueues", function()
   local cqueues = require "cqueues"
   local adapter = require "mq.cqueues"
-  after_each(common_after)
+  after_each(P.reset_waiting)
 
   -- Run the controller until it is empty, at most `seconds`; true when it emptied.
   local function run(cq, seconds)
@@ -50,14 +46,7 @@ describe("mq.cqueues", function()
     return true
   end
 
-  it("install() makes its waiter mq's, with fds", function()
-    local previous, opts = adapter.install()
-    assert.is_function(previous)
-    assert.is_nil(opts)
-    local mine, mine_opts = mq.set_waiter(nil)
-    assert.are.equal(adapter.waiter, mine)
-    assert.are.same({ fds = true }, mine_opts)
-  end)
+  it("install() makes its waiter mq's, with fds", function() installs(adapter) end)
 
   it("wakes a waiting coroutine for a message, through the wait's fd", function()
     local stats = counting(adapter.waiter)
@@ -71,7 +60,7 @@ describe("mq.cqueues", function()
     end)
     assert(run(cq, 10), "the wait never woke")
     assert.are.same({ "woken", 3 }, got)
-    no_helper_left()
+    P.no_helper_left()
     assert(stats.with_fds >= 1 and stats.calls == stats.with_fds, "the waiter polled")
     assert(stats.calls <= 3, stats.calls .. " waiter calls for one message")
     q:close()
@@ -93,7 +82,7 @@ describe("mq.cqueues", function()
     assert.is_nil(got[1])
     assert.are.equal("timeout", got[3])
     assert.are.equal(3, ticks)
-    no_helper_left()
+    P.no_helper_left()
     q:close()
   end)
 
@@ -113,7 +102,7 @@ describe("mq.cqueues", function()
     end)
     assert(run(cq, 10), "a wait never woke")
     assert.are.same({ { "one", 1 }, { "two", 2 } }, got)
-    no_helper_left()
+    P.no_helper_left()
     q:close()
   end)
 
@@ -130,7 +119,7 @@ describe("mq.cqueues", function()
     assert(run(cq, 10), "the select never woke")
     assert.are.equal(qs[2], got[1])
     assert.are.equal("second", got[2])
-    no_helper_left()
+    P.no_helper_left()
     for _, q in ipairs(qs) do q:close() end
   end)
 
@@ -159,7 +148,7 @@ describe("mq.cqueues", function()
     cq, q = nil, nil   -- luacheck: ignore 311
     collectgarbage()
     collectgarbage()
-    assert(back_to_base())
+    assert(P.wait_helpers(0))
   end)
 
   it("blocks outside a coroutine too", function()
@@ -167,7 +156,7 @@ describe("mq.cqueues", function()
     local q = H.fresh_key_queue()
     H.fails("timeout", q:receive_timeout(0.05))
     assert(stats.with_fds >= 1)
-    no_helper_left()
+    P.no_helper_left()
     q:close()
   end)
 end)
@@ -182,7 +171,7 @@ describe("mq.luv", function()
       if not handle:is_closing() then handle:close() end
     end)
     uv.run("nowait")
-    common_after()
+    P.reset_waiting()
   end)
 
   -- Run the default loop until nothing is left in it, at most `seconds`; true when it
@@ -211,14 +200,7 @@ describe("mq.luv", function()
 
   local function go(fn) coroutine.wrap(fn)() end
 
-  it("install() makes its waiter mq's, with fds", function()
-    local previous, opts = adapter.install()
-    assert.is_function(previous)
-    assert.is_nil(opts)
-    local mine, mine_opts = mq.set_waiter(nil)
-    assert.are.equal(adapter.waiter, mine)
-    assert.are.same({ fds = true }, mine_opts)
-  end)
+  it("install() makes its waiter mq's, with fds", function() installs(adapter) end)
 
   it("wakes a waiting coroutine for a message, through the wait's fd", function()
     local stats = counting(adapter.waiter)
@@ -228,7 +210,7 @@ describe("mq.luv", function()
     after(20, function() assert(q:send("woken", 3)) end)
     assert(run(10), "the wait never woke")
     assert.are.same({ "woken", 3 }, got)
-    no_helper_left()
+    P.no_helper_left()
     assert(stats.with_fds >= 1 and stats.calls == stats.with_fds, "the waiter polled")
     assert(stats.calls <= 3, stats.calls .. " waiter calls for one message")
     q:close()
@@ -248,7 +230,7 @@ describe("mq.luv", function()
     assert.is_nil(got[1])
     assert.are.equal("timeout", got[3])
     assert.are.equal(3, ticks)
-    no_helper_left()
+    P.no_helper_left()
     q:close()
   end)
 
@@ -263,7 +245,7 @@ describe("mq.luv", function()
     after(40, function() assert(q:send("one", 1)) end)
     assert(run(10), "a wait never woke")
     assert.are.same({ { "one", 1 }, { "two", 2 } }, got)
-    no_helper_left()
+    P.no_helper_left()
     q:close()
   end)
 
@@ -276,7 +258,7 @@ describe("mq.luv", function()
     assert(run(10), "the select never woke")
     assert.are.equal(qs[2], got[1])
     assert.are.equal("second", got[2])
-    no_helper_left()
+    P.no_helper_left()
     for _, q in ipairs(qs) do q:close() end
   end)
 
@@ -347,7 +329,7 @@ describe("mq.luv", function()
     local q = H.fresh_key_queue()
     H.fails("timeout", q:receive_timeout(0.05))
     assert(stats.with_fds >= 1)
-    no_helper_left()
+    P.no_helper_left()
     q:close()
   end)
 end)

@@ -26,6 +26,20 @@ local function parse_stat(out)
   return t
 end
 
+-- Wait until the process whose pid a shell wrote to `pidfile` has run and exited (gone or
+-- a zombie): the reading end of a pipe is closed for good.
+local function reader_gone(pidfile)
+  local pid = H.wait_until(function()
+    local s = H.read_file(pidfile)
+    return s and tonumber(s:match("%d+"))
+  end, 20)
+  assert(pid, "the reader never ran")
+  assert(H.wait_until(function()
+    local st = H.read_file("/proc/" .. pid .. "/stat")
+    return st == nil or st:match("^%d+ %b() Z") ~= nil
+  end, 20), "the reader never exited")
+end
+
 describe("bin/mq", function()
   local files = {}
   local function file(tag)
@@ -437,15 +451,7 @@ describe("bin/mq", function()
         os.execute(string.format("( { %s %s %s 2>%s; echo $? > %s; } | sh -c 'echo $$ > %s' ) >/dev/null 2>&1 &",
           env, MQ, table.concat(quoted, " "), err, status, readerpid))
         -- The reader must be gone (its end of the pipe closed) before there is a message.
-        local pid = H.wait_until(function()
-          local s = H.read_file(readerpid)
-          return s and tonumber(s:match("%d+"))
-        end, 20)
-        assert(pid, "the reader never ran")
-        assert(H.wait_until(function()
-          local st = H.read_file("/proc/" .. pid .. "/stat")
-          return st == nil or st:match("^%d+ %b() Z") ~= nil
-        end, 20), "the reader never exited")
+        reader_gone(readerpid)
         assert(q:send("second", 6))
         assert(q:send("the message", 5))
         local code = H.wait_until(function()
@@ -910,15 +916,7 @@ describe("bin/mq", function()
         os.execute(string.format("( { %s %s recv %s --follow --type 2 2>%s; echo $? > %s; } | "
           .. "sh -c 'echo $$ > %s; exec head -n 1 > %s' ) >/dev/null 2>&1 &",
           env, MQ, H.shell_quote(name), err, status, readerpid, got))
-        local pid = H.wait_until(function()
-          local s = H.read_file(readerpid)
-          return s and tonumber(s:match("%d+"))
-        end, 20)
-        assert(pid, "the reader never ran")
-        assert(H.wait_until(function()
-          local st = H.read_file("/proc/" .. pid .. "/stat")
-          return st == nil or st:match("^%d+ %b() Z") ~= nil
-        end, 20), "the reader never exited")
+        reader_gone(readerpid)
         assert.equal("m1\n", H.read_file(got))
         assert(q:send("m3", 3))
         assert(q:send("m2", 2))

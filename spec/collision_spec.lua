@@ -4,24 +4,11 @@
 local mq = require "mq"
 local H = require "helpers"
 
--- The key the next file created in $TMPDIR will get, if this filesystem hands a freed
--- inode straight back (ext4 and tmpfs do); nil if it does not.
-local function next_key()
-  local keys = {}
-  for i = 1, 2 do
-    local probe = H.path(H.name("probe"))
-    H.write_file(probe, "")
-    keys[i] = assert(mq.ftok(probe, 0))
-    os.remove(probe)
-  end
-  return keys[1] == keys[2] and keys[1] or nil
-end
-
 describe("mq.new on a name whose fresh key file's key is taken", function()
   after_each(H.cleanup)
 
   it("gives the key file another inode and makes the queue there", function()
-    local taken = next_key()
+    local taken = H.next_key()
     if not taken then return pending("this filesystem does not reuse inodes at once") end
     local blocker, _, code = mq.new(taken)
     if not blocker then return pending("the probed key is in use: " .. tostring(code)) end

@@ -65,6 +65,24 @@ function H.unused_key()
   error("no unused System V key found")
 end
 
+-- A second handle on q's queue, opened by key: a sender or receiver that is not q.
+function H.other(q)
+  return assert(mq.open(q:key()))
+end
+
+-- The key the next file created in $TMPDIR will get, if this filesystem hands a freed
+-- inode straight back (ext4 and tmpfs do); nil if it does not.
+function H.next_key()
+  local keys = {}
+  for i = 1, 2 do
+    local probe = H.path(H.name("probe"))
+    H.write_file(probe, "")
+    keys[i] = assert(mq.ftok(probe, 0))
+    os.remove(probe)
+  end
+  return keys[1] == keys[2] and keys[1] or nil
+end
+
 -- Destroy every queue created through the helpers (and their key files).
 function H.cleanup()
   for i = #tracked, 1, -1 do

@@ -12,29 +12,10 @@ local new_loop = require("mq.loop").new
 
 local tp
 
-local function back_to_base()
-  return P.wait_helpers(0)
-end
-
-local function no_helper_left()
-  assert(back_to_base(), "a wait left " .. P.helpers() .. " helper thread(s) running")
-end
-
-local function other(q)
-  return assert(mq.open(q:key()))
-end
-
 setup(function() tp = P.native() end)
 
-local function common_after()
-  mq.set_waiter(nil)
-  mq.set_poll { threads = true }
-  assert(back_to_base(), P.helpers() .. " helper thread(s) left behind")
-  H.cleanup()
-end
-
 describe("mq.loop", function()
-  after_each(common_after)
+  after_each(P.reset_waiting)
 
   it("runs its coroutines in spawn order, once per round, with their arguments", function()
     local loop = new_loop()
@@ -79,7 +60,7 @@ describe("mq.loop", function()
     assert.is_false(ok)
     assert.matches("boom while another waits", err)
     assert.are.equal(0, loop:size())
-    no_helper_left()
+    P.no_helper_left()
     q:close()
   end)
 
@@ -140,7 +121,7 @@ describe("mq.loop", function()
     assert(q:send("later"))
     assert.is_true(loop:run(30))
     assert.are.same({ "later", 1 }, got)
-    no_helper_left()
+    P.no_helper_left()
     q:close()
   end)
 
@@ -180,7 +161,7 @@ describe("mq.loop", function()
     end)
     assert.is_true(loop:run(30))
     assert.are.equal(0, P.reap(pid))
-    no_helper_left()
+    P.no_helper_left()
     for i = 1, n do
       assert.are.equal("for " .. i, got[i])
       qs[i]:close()
@@ -189,7 +170,7 @@ describe("mq.loop", function()
 
   it("wakes two waits on one handle, each for its own type; {except = T} too", function()
     local q = H.fresh_key_queue()
-    local sender = other(q)
+    local sender = H.other(q)
     local loop = new_loop()
     local log = {}
     local function waiter(who, selector)
@@ -217,7 +198,7 @@ describe("mq.loop", function()
     assert.is_true(loop:run(30))
     assert.are.equal(0, P.reap(pid))
     assert.are.same({ "C got three:3", "A got one:1", "B got two:2" }, log)
-    no_helper_left()
+    P.no_helper_left()
     sender:close()
     q:close()
   end)
@@ -273,7 +254,7 @@ describe("mq.loop", function()
     assert.is_true(loop:run(30))
     assert.is_true(sent)
     assert.are.equal("received", got)
-    no_helper_left()
+    P.no_helper_left()
     assert.are.equal("g", (full:receive()))
     full:close()
     q:close()
@@ -281,7 +262,7 @@ describe("mq.loop", function()
 end)
 
 describe("a handle closed or collected while a coroutine of mq.loop waits on it", function()
-  after_each(common_after)
+  after_each(P.reset_waiting)
 
   -- The helper of the wait takes a 0-byte message (the sender sees the queue empty).
   local function held_by_helper(sender)
@@ -312,7 +293,7 @@ describe("a handle closed or collected while a coroutine of mq.loop waits on it"
 
   it("wakes the wait with `closed` at once, puts back what its helper took, leaves no thread", function()
     local q = H.fresh_key_queue()
-    local sender = other(q)
+    local sender = H.other(q)
     local fifo = H.TMPDIR .. "/loop-fifo-" .. tp.getpid()
     assert(os.execute("mkfifo " .. H.shell_quote(fifo)))
     local before = {}                        -- eventfds of others (luv's, cqueues')
@@ -352,7 +333,7 @@ describe("a handle closed or collected while a coroutine of mq.loop waits on it"
 
   it("joins its helper and puts back what it took when the handle is collected", function()
     local q = H.fresh_key_queue()
-    local sender = other(q)
+    local sender = H.other(q)
     local loop = new_loop()
     loop:spawn(function() q:receive_timeout(-1) end)
     loop:spawn(function()
@@ -364,7 +345,7 @@ describe("a handle closed or collected while a coroutine of mq.loop waits on it"
     loop, q = nil, nil   -- luacheck: ignore 311
     collectgarbage()
     collectgarbage()
-    assert(back_to_base())
+    assert(P.wait_helpers(0))
     assert.is_true(P.wait_alive(0))
     assert.are.equal(1, sender:stat().messages)
     assert.are.same({ "", 4 }, { sender:receive() })
@@ -373,7 +354,7 @@ describe("a handle closed or collected while a coroutine of mq.loop waits on it"
 end)
 
 describe("SIGINT", function()
-  after_each(common_after)
+  after_each(P.reset_waiting)
 
   it("ends a lua5.4 script whose mq.loop blocks on waiting coroutines", function()
     local _, name = H.fresh_name_queue("loopint")

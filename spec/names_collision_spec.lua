@@ -6,19 +6,6 @@ local mq = require "mq"
 local H = require "helpers"
 local R = require "support.races"
 
--- The key the next file created in $TMPDIR will get, if this filesystem hands a freed
--- inode straight back (ext4 and tmpfs do); nil if it does not.
-local function next_key()
-  local keys = {}
-  for i = 1, 2 do
-    local probe = H.path(H.name("probe"))
-    H.write_file(probe, "")
-    keys[i] = assert(mq.ftok(probe, 0))
-    os.remove(probe)
-  end
-  return keys[1] == keys[2] and keys[1] or nil
-end
-
 -- A name of exactly `len` bytes that nothing in $TMPDIR uses yet (checked without starting
 -- a process: the inode probe must stay close to the mq.new it predicts for).
 local ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -44,7 +31,7 @@ describe("mq.new on a name whose fresh key file's key is taken", function()
     local failures, forced = {}, 0
     for _, len in ipairs(lengths) do
       local name = name_of_length(len)
-      local taken = next_key()
+      local taken = H.next_key()
       if not taken then return pending("this filesystem does not reuse inodes at once") end
       -- Block the key with a queue of our own, unless an unrelated queue already holds it
       -- (then that one is the collision, and is left alone).

@@ -12,20 +12,11 @@ local X = require "support.peers"
 
 local O = function(s) return tonumber(s, 8) end
 
-local made = {}
-local function cleanup()
-  for i = #made, 1, -1 do
-    X.remove_id(made[i].id, made[i].key)
-    made[i] = nil
-  end
-  H.cleanup()
-end
-
 describe("q:set_mode", function()
   setup(X.isolate)
   teardown(X.restore)
 
-  after_each(cleanup)
+  after_each(X.cleanup)
 
   it("sets the permission bits from an integer or 1 to 4 octal digits, and nothing else", function()
     local q = H.fresh_key_queue()
@@ -76,7 +67,7 @@ describe("q:set_owner", function()
   setup(X.isolate)
   teardown(X.restore)
 
-  after_each(cleanup)
+  after_each(X.cleanup)
 
   it("sets the owner, and the group when given; the creator and the rest stay", function()
     local q = H.fresh_key_queue("0640")
@@ -131,7 +122,7 @@ describe("set_mode, set_owner and set_capacity", function()
   setup(X.isolate)
   teardown(X.restore)
 
-  after_each(cleanup)
+  after_each(X.cleanup)
 
   it("each change only their own field, over changes made through other handles", function()
     local q, key = H.fresh_key_queue("0600")
@@ -268,7 +259,7 @@ describe("changes seen by peers", function()
   setup(X.isolate)
   teardown(X.restore)
 
-  after_each(cleanup)
+  after_each(X.cleanup)
 
   if not X.have_python then pending("Python sysv_ipc: python3-sysv-ipc is missing") end
   if X.have_python then

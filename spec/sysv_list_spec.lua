@@ -18,15 +18,6 @@ local function row_of(list, id)
   return nil
 end
 
-local made = {}
-local function cleanup()
-  for i = #made, 1, -1 do
-    X.remove_id(made[i].id, made[i].key)
-    made[i] = nil
-  end
-  H.cleanup()
-end
-
 -- Whether this process may make a mount namespace of its own (to hide /proc/sysvipc/msg).
 local can_unshare = (H.sh("unshare -m sh -c 'mount -t tmpfs none /proc/sysvipc'"))
 
@@ -34,7 +25,7 @@ describe("mq.list", function()
   setup(X.isolate)
   teardown(X.restore)
 
-  after_each(cleanup)
+  after_each(X.cleanup)
 
   it("gives every queue's row with the fields stat has, as integers", function()
     local q, n = H.fresh_name_queue("listed", "0640")
@@ -66,7 +57,7 @@ describe("mq.list", function()
     local nq, n = H.fresh_name_queue("named")
     local kq = H.fresh_key_queue()
     local pq = assert(mq.new(mq.PRIVATE))
-    made[#made + 1] = { id = pq:id(), key = 0 }
+    X.made_id(pq:id())
     local list = mq.list()
     assert.are.equal(n, row_of(list, nq:id()).name)
     assert.are.equal(nq:key(), row_of(list, nq:id()).key)

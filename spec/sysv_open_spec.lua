@@ -18,27 +18,11 @@ local function hex(s)
   return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
 end
 
--- Ids of queues made outside the helpers (private ones, by peers, by the second user),
--- with the key each must still have to be removed.
-local made = {}
-local function made_id(id, key)
-  made[#made + 1] = { id = id, key = key or 0 }
-  return id
-end
-
-local function cleanup()
-  for i = #made, 1, -1 do
-    X.remove_id(made[i].id, made[i].key)
-    made[i] = nil
-  end
-  H.cleanup()
-end
-
 describe("mq.open with mq.O_CREAT", function()
   setup(X.isolate)
   teardown(X.restore)
 
-  after_each(cleanup)
+  after_each(X.cleanup)
 
   it("creates a missing named queue and says so; later calls open it and say not", function()
     local n = H.name("oc")
@@ -96,9 +80,9 @@ describe("mq.open with mq.O_CREAT", function()
 
   it("with mq.PRIVATE always creates a new private queue", function()
     local a, created = mq.open(mq.PRIVATE, mq.O_CREAT, "0640")
-    made_id(a:id())
+    X.made_id(a:id())
     local b, created2 = mq.open(mq.PRIVATE, mq.O_RDWR | mq.O_CREAT)
-    made_id(b:id())
+    X.made_id(b:id())
     assert.is_true(created)
     assert.is_true(created2)
     assert.are_not.equal(a:id(), b:id())
@@ -388,7 +372,7 @@ describe("mq.open_id", function()
   setup(X.isolate)
   teardown(X.restore)
 
-  after_each(cleanup)
+  after_each(X.cleanup)
 
   it("opens a keyed queue by its id: no name, the kernel's key, mq.queue(id=N)", function()
     local q, key = H.fresh_key_queue()
@@ -439,7 +423,7 @@ describe("mq.open_id", function()
 
   it("reaches a private queue by its id", function()
     local p = assert(mq.new(mq.PRIVATE))
-    made_id(p:id())
+    X.made_id(p:id())
     local r = assert(mq.open_id(p:id()))
     assert.are.equal(0, r:key())
     assert.are.equal(string.format("mq.queue(id=%d)", p:id()), tostring(r))
@@ -499,7 +483,7 @@ describe("mq.open_id", function()
       for _, o in ipairs(owners) do
         local keyed = H.fresh_key_queue(mode)
         local private = assert(mq.new(mq.PRIVATE, mode))
-        made_id(private:id())
+        X.made_id(private:id())
         for _, h in ipairs({ keyed, private }) do assert(h:set_owner(o[1], o[2])) end
         cases[#cases + 1] = { mode = mode, owner = o, keyed = keyed, private = private }
       end
@@ -570,7 +554,7 @@ describe("mq.open_id", function()
         io.write(p:id(), " ", k:id())]], key)
       assert(ok, tostring(code) .. ": " .. out)
       local pid, kid = out:match("^(%d+) (%d+)$")
-      made_id(tonumber(pid))
+      X.made_id(tonumber(pid))
       ok, code, out = H.lua_e(string.format(PROBE, pid, kid, key, fresh), "setpriv --bounding-set -ipc_owner")
       assert(ok, tostring(code) .. ": " .. out)
       assert.are.equal("denied denied denied invalid", out)
@@ -579,7 +563,7 @@ describe("mq.open_id", function()
 
     it("follows CAP_IPC_OWNER, not uid 0: another uid with it passes the bits", function()
       local p = assert(mq.new(mq.PRIVATE, "0600"))
-      made_id(p:id())
+      X.made_id(p:id())
       local k, key = H.fresh_key_queue("0600")
       local fresh = H.track(H.unused_key())
       local ok, code, out = H.lua_e(string.format(PROBE, p:id(), k:id(), key, fresh),
@@ -610,7 +594,7 @@ finally:
       local line = H.wait_until(function() return peer.output():match("^(%d+ %-?%d+)\n") end, 20)
       assert(line, peer.output())
       local id, key = line:match("^(%d+) (%-?%d+)")
-      id = made_id(tonumber(id))
+      id = X.made_id(tonumber(id))
       assert.are.equal("0", key)
       local q = assert(mq.open_id(id))
       assert.are.equal(0, q:key())

@@ -14,23 +14,6 @@ local P = require "support.proc"
 
 local tp
 
--- No readiness helper thread left in this process. pthread_join returns when the
--- helper's tid is cleared, a moment before the kernel drops the thread: wait for the
--- count, do not time it.
-local function back_to_base()
-  return P.wait_helpers(0)
-end
-
--- After a wait has ended, before its handle is closed (closing would join a leftover).
-local function no_helper_left()
-  assert(back_to_base(), "the wait left " .. P.helpers() .. " helper thread(s) running")
-end
-
--- A second handle on q's queue (by key): a sender that is not q.
-local function other(q)
-  return assert(mq.open(q:key()))
-end
-
 local function readable(fd, seconds)
   local ready = assert(core.block({ fd }, seconds))
   return #ready == 1
@@ -38,15 +21,8 @@ end
 
 setup(function() tp = P.native() end)
 
-local function common_after()
-  mq.set_waiter(nil)
-  mq.set_poll { spins = 3, min = 50e-6, max = 1e-3, threads = true }
-  assert(back_to_base(), P.helpers() .. " helper thread(s) left behind")
-  H.cleanup()
-end
-
 describe("a 0-byte message (a helper's 0-byte msgrcv takes it)", function()
-  after_each(common_after)
+  after_each(P.reset_waiting)
 
   it("is delivered by receive_timeout when it arrives during the wait, once", function()
     local q = H.fresh_key_queue()
@@ -55,7 +31,7 @@ describe("a 0-byte message (a helper's 0-byte msgrcv takes it)", function()
     assert.are.equal(0, P.reap(pid))
     assert.are.equal("", data, mtype)
     assert.are.equal(7, mtype)
-    no_helper_left()
+    P.no_helper_left()
     assert.are.equal(0, q:stat().messages)
     H.fails("timeout", q:receive_timeout(0))
     q:close()
@@ -68,7 +44,7 @@ describe("a 0-byte message (a helper's 0-byte msgrcv takes it)", function()
     assert.are.equal(0, P.reap(pid))
     assert.are.equal(q2, h, data)
     assert.are.same({ "", 3 }, { data, mtype })
-    no_helper_left()
+    P.no_helper_left()
     assert.are.equal(0, q1:stat().messages)
     assert.are.equal(0, q2:stat().messages)
     q1:close()
@@ -89,14 +65,14 @@ describe("a 0-byte message (a helper's 0-byte msgrcv takes it)", function()
     end
     assert.are.equal(0, P.reap(pid))
     assert.are.same({ ":1", ":2", "x:3", ":4", "end:9" }, got)
-    no_helper_left()
+    P.no_helper_left()
     assert.are.equal(0, q:stat().messages)
     q:close()
   end)
 
   it("is put back in the queue when the wait whose helper took it ends without it", function()
     local q = H.fresh_key_queue()
-    local sender = other(q)
+    local sender = H.other(q)
     -- An fd-aware waiter that lets the helper take a 0-byte message, then ends the wait.
     mq.set_waiter(function(_, fds)
       assert(sender:send("", 5))
@@ -107,7 +83,7 @@ describe("a 0-byte message (a helper's 0-byte msgrcv takes it)", function()
     local ok, err = pcall(q.receive_timeout, q, 10)
     mq.set_waiter(nil)
     assert.are.same({ false, "the wait ends here" }, { ok, err })
-    no_helper_left()
+    P.no_helper_left()
     assert.are.equal(1, sender:stat().messages)
     assert.are.same({ "", 5 }, { sender:receive() })
     assert.are.equal(0, sender:stat().messages)
@@ -117,7 +93,7 @@ describe("a 0-byte message (a helper's 0-byte msgrcv takes it)", function()
 
   it("is put back when q:arm's helper holds it and the handle is closed", function()
     local q = H.fresh_key_queue()
-    local sender = other(q)
+    local sender = H.other(q)
     local fd = assert(q:arm())
     assert(sender:send("", 6))
     assert(readable(fd, 10))
@@ -130,7 +106,7 @@ describe("a 0-byte message (a helper's 0-byte msgrcv takes it)", function()
 
   it("is put back by q:disarm, and handed to the handle's next receive before that", function()
     local q = H.fresh_key_queue()
-    local sender = other(q)
+    local sender = H.other(q)
     local fd = assert(q:arm())
     assert(sender:send("", 2))
     assert(readable(fd, 10))
@@ -189,7 +165,7 @@ describe("a 0-byte message (a helper's 0-byte msgrcv takes it)", function()
     end
     assert.are.same({}, dup)
     assert.are.same({}, missing)
-    no_helper_left()
+    P.no_helper_left()
     assert.are.equal(0, q:stat().messages)
     q:close()
     spare:close()
@@ -199,7 +175,7 @@ end)
 -- The waiting side is a forked child (a wait that never wakes would hang it, and it is
 -- killed); it waits for ever, so only a wake-up on removal can end its wait.
 describe("a queue removed while a timed receive sleeps on its helper", function()
-  after_each(common_after)
+  after_each(P.reset_waiting)
 
   local function waiter_child(op, q, others)
     return P.fork(function()
@@ -247,7 +223,7 @@ describe("a queue removed while a timed receive sleeps on its helper", function(
 end)
 
 describe("fork", function()
-  after_each(common_after)
+  after_each(P.reset_waiting)
 
   it("gives a child its own q:arm fd, readable for its own message; the parent's still works", function()
     if P.MEMTOOL == "tsan" then
@@ -302,7 +278,7 @@ describe("fork", function()
 end)
 
 describe("q:arm and selectors", function()
-  after_each(common_after)
+  after_each(P.reset_waiting)
 
   it("makes the fd readable for a matching message only", function()
     local q = H.fresh_key_queue()
@@ -369,18 +345,18 @@ describe("q:arm and selectors", function()
     assert(q:arm())
     assert.is_true(P.wait_helpers(1))
     assert.is_true(q:disarm())
-    assert(back_to_base())
+    assert(P.wait_helpers(0))
     assert.is_true(q:disarm())                        -- nothing armed: still fine
     assert(q:arm())
     assert(q:send("x"))
     assert.are.equal("x", (q:receive()))              -- blocking: stops q:arm's helper
-    assert(back_to_base())
+    assert(P.wait_helpers(0))
     assert(q:arm())
     local wo = assert(mq.open(q:key(), mq.O_WRONLY))
     H.fails("denied", wo:arm())
     wo:close()
     q:close()
-    assert(back_to_base())
+    assert(P.wait_helpers(0))
     H.fails("closed", q:arm())
     H.fails("closed", q:disarm())
   end)
@@ -392,12 +368,12 @@ describe("q:arm and selectors", function()
     q = nil   -- luacheck: ignore 311
     collectgarbage()
     collectgarbage()
-    assert(back_to_base())
+    assert(P.wait_helpers(0))
   end)
 end)
 
 describe("a handle between two waits", function()
-  after_each(common_after)
+  after_each(P.reset_waiting)
 
   it("keeps one helper parked, which takes nothing, and reuses it for its next wait", function()
     local q = H.fresh_key_queue()
@@ -437,7 +413,7 @@ describe("a handle between two waits", function()
 end)
 
 describe("helper threads", function()
-  after_each(common_after)
+  after_each(P.reset_waiting)
 
   -- Bits of SigBlk in /proc/.../status for a signal number.
   local function blocks(status, signo)
@@ -464,7 +440,7 @@ describe("helper threads", function()
 end)
 
 describe("a signal during a timed receive that sleeps on its helpers", function()
-  after_each(common_after)
+  after_each(P.reset_waiting)
 
   for _, op in ipairs({ "receive_timeout", "select", "messages" }) do
     it(string.format("with a handler (no SA_RESTART) does not end %s, which still receives", op), function()
@@ -520,7 +496,7 @@ describe("a signal during a timed receive that sleeps on its helpers", function(
 end)
 
 describe("mq.set_poll{threads = false}", function()
-  after_each(common_after)
+  after_each(P.reset_waiting)
 
   it("makes receives poll with back-off steps and start no thread (threads = true: one)", function()
     local q = H.fresh_key_queue()
@@ -537,7 +513,7 @@ describe("mq.set_poll{threads = false}", function()
       end, { fds = true })
       assert.are.same({ "go", 1 }, { q:receive_timeout(10) })
       mq.set_waiter(nil)
-      no_helper_left()
+      P.no_helper_left()
       assert.are.equal(3, #calls)
       for _, c in ipairs(calls) do
         if threads then
@@ -550,7 +526,7 @@ describe("mq.set_poll{threads = false}", function()
           assert(c.seconds <= 1e-3, c.seconds)                     -- a back-off step
         end
       end
-      assert(back_to_base())
+      assert(P.wait_helpers(0))
     end
     q:close()
   end)
@@ -578,7 +554,7 @@ describe("mq.set_poll{threads = false}", function()
 end)
 
 describe("select with helpers", function()
-  after_each(common_after)
+  after_each(P.reset_waiting)
 
   it("sleeps on every queue's helper at once, and they all go when it returns", function()
     local qs = { (H.fresh_key_queue()), (H.fresh_key_queue()), (H.fresh_key_queue()) }
@@ -597,7 +573,7 @@ describe("select with helpers", function()
 end)
 
 describe("the waiter protocol", function()
-  after_each(common_after)
+  after_each(P.reset_waiting)
 
   it("calls a one-argument waiter with polling steps only", function()
     local q = H.fresh_key_queue()
@@ -608,7 +584,7 @@ describe("the waiter protocol", function()
     end)
     assert.are.equal("done", (q:receive_timeout(10)))
     assert.are.same({ 1, 1, 1, 1 }, nargs)
-    no_helper_left()
+    P.no_helper_left()
     q:close()
   end)
 
@@ -623,7 +599,7 @@ describe("the waiter protocol", function()
     assert.is_nil(opts)                                  -- the default waiter's
     assert.are.equal("done", (q:receive_timeout(-1)))
     assert.are.same({ seconds = math.huge, n = 1 }, seen)
-    no_helper_left()
+    P.no_helper_left()
     local _, prev_opts = mq.set_waiter(nil)
     assert.are.same({ fds = true }, prev_opts)
     q:close()

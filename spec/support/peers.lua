@@ -85,6 +85,23 @@ function X.remove_id(id, key)
   if row and row.key == key then os.execute(string.format("ipcrm -q %d 2>/dev/null", id)) end
 end
 
+-- Queues made outside the helpers (private ones, by peers, by the second user), each with
+-- the key it must still have to be removed; X.cleanup removes them, newest first, and then
+-- what the helpers made.
+local made = {}
+function X.made_id(id, key)
+  made[#made + 1] = { id = id, key = key or 0 }
+  return id
+end
+
+function X.cleanup()
+  for i = #made, 1, -1 do
+    X.remove_id(made[i].id, made[i].key)
+    made[i] = nil
+  end
+  H.cleanup()
+end
+
 -- Run the rest of a spec file in an IPC namespace of its own (setup), and come back
 -- (teardown). Key files of names from different directories of one filesystem often map
 -- to one key (ext4 spreads directories over block groups 8192 inodes apart, and a key

@@ -166,6 +166,24 @@ function P.wait_helpers(n, pid, timeout)
   return H.wait_until(function() return P.helpers(pid) == n end, timeout or 10)
 end
 
+-- Assert that no readiness helper of this process is left watching. pthread_join returns
+-- when a helper's tid is cleared, a moment before the kernel drops the thread: wait for the
+-- count, never time it. Call it after a wait ends and before its handle is closed (closing
+-- would join a leftover and hide it).
+function P.no_helper_left()
+  assert(P.wait_helpers(0), "a wait left " .. P.helpers() .. " helper thread(s) running")
+end
+
+-- The after_each of the waiting specs: mq's own waiter and poll settings back, no helper
+-- left behind, every queue the spec made gone.
+function P.reset_waiting()
+  local mq = require "mq"
+  mq.set_waiter(nil)
+  mq.set_poll { spins = 3, min = 50e-6, max = 1e-3, threads = true }
+  P.no_helper_left()
+  H.cleanup()
+end
+
 -- The thread ids of this process's helpers (named `name`, default "mq-ready").
 function P.helper_tids(name)
   local p = io.popen("grep -lx " .. (name or "mq-ready") .. " /proc/" .. P.native().getpid()

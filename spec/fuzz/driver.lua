@@ -118,7 +118,10 @@ do
       elseif core.monotonic() - since > HANG_SECONDS then
         io.stderr:write(string.format("fuzz: HANG: no call finished for %d s (seed %d); the call:\n%s\n",
           HANG_SECONDS, SEED, (s or ""):gsub("%s+$", "")))
-        tp.kill(parent, 6)       -- SIGABRT: ASan and the shell show where it hung
+        -- Where each thread of the driver is stuck, when gdb is there and may attach.
+        os.execute(string.format("command -v gdb >/dev/null && timeout 60 gdb -p %d -batch -nx "
+          .. "-ex 'thread apply all bt' </dev/null 2>/dev/null | grep -E '^(Thread|#)' >&2", parent))
+        tp.kill(parent, 6)       -- SIGABRT: the shell shows the run ended there
         tp._exit(3)
       end
     end
@@ -292,6 +295,8 @@ local function reentrant(target)
       end
     end)
     depth = depth - 1
+    -- The call's deadline is not this callback's to swallow.
+    if not ok and type(err) == "string" and err:find("FUZZ-DEADLINE", 1, true) then error(err, 0) end
     if what == 10 then error("FUZZ-CALLBACK error", 0) end
     if what == 11 and coroutine.isyieldable() then coroutine.yield() end
     if what == 12 then return gen_value(), gen_value() end
@@ -574,12 +579,16 @@ end
 -- One call.
 
 local deadline = 0
--- Raises once per call (the deadline moves out of reach first), so that a raise landing
--- just after the call returned is caught by run's outer pcall and cannot come again.
+-- Raises, and moves the deadline (and the signal handler's) a little on: a raise that
+-- something swallows (a finalizer, where errors become warnings; a callback's own pcall)
+-- comes again while the call still runs, and a raise landing just after the call returned
+-- is caught by run's outer pcall and is not repeated before run disarms.
+local RETRY_SECONDS = 0.05
 local function deadline_hook()
-  if core.monotonic() > deadline then
-    deadline = math.huge
-    tp.deadline(nil)      -- and the signal handler's hook will not raise again either
+  local now = core.monotonic()
+  if now > deadline then
+    deadline = now + RETRY_SECONDS
+    tp.deadline(deadline)
     error("FUZZ-DEADLINE: the call ran too long", 0)
   end
 end
@@ -688,7 +697,8 @@ local function fuzz_one()
   -- A returned function (the messages iterator, a previous waiter): call it a few times.
   for i = 1, r.n do
     if type(r[i]) == "function" then
-      for _ = 1, rnd(3) do
+      for k = 1, rnd(3) do
+        note(string.format("call %d: %s -> returned function, call %d", calls, desc, k))
         local ok2, r2 = run(r[i], {}, 0, chance(0.2))
         if not ok2 and not expected_error(r2) then
           finding("unexpected error", t.label .. "()", desc .. " -> returned function", r2)
@@ -707,6 +717,7 @@ local function main_loop()
   local stop = t0 + SECONDS
   while core.monotonic() < stop and (not MAX_CALLS or calls < MAX_CALLS) do
     fuzz_one()
+    note(string.format("after call %d: refilling, sweeping or a collector step", calls))
     if calls % 50 == 0 then refill() end
     if calls % 500 == 0 then sweep_private() end
     if chance(0.05) then

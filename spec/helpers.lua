@@ -71,16 +71,20 @@ function H.other(q)
 end
 
 -- The key the next file created in $TMPDIR will get, if this filesystem hands a freed
--- inode straight back (ext4 and tmpfs do); nil if it does not.
+-- inode straight back (ext4 and tmpfs do); nil if it does not. Another process creating
+-- files on the same filesystem can take the inode between two probes: try a few times.
 function H.next_key()
-  local keys = {}
-  for i = 1, 2 do
-    local probe = H.path(H.name("probe"))
-    H.write_file(probe, "")
-    keys[i] = assert(mq.ftok(probe, 0))
-    os.remove(probe)
+  for _ = 1, 10 do
+    local keys = {}
+    for i = 1, 2 do
+      local probe = H.path(H.name("probe"))
+      H.write_file(probe, "")
+      keys[i] = assert(mq.ftok(probe, 0))
+      os.remove(probe)
+    end
+    if keys[1] == keys[2] then return keys[1] end
   end
-  return keys[1] == keys[2] and keys[1] or nil
+  return nil
 end
 
 -- Destroy every queue created through the helpers (and their key files).

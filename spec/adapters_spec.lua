@@ -20,14 +20,81 @@ local function counting(waiter)
   return stats
 end
 
--- adapter.install() returns the waiter it replaced, and its own is mq's, given fds.
-local function installs(adapter)
-  local previous, opts = adapter.install()
-  assert.is_function(previous)
-  assert.is_nil(opts)
-  local mine, mine_opts = mq.set_waiter(nil)
-  assert.are.equal(adapter.waiter, mine)
-  assert.are.same({ fds = true }, mine_opts)
+-- The specs both adapters pass, written against a small interface to the host loop:
+-- fresh() gives { spawn = function(f) (run f as a coroutine of the loop),
+-- later = function(seconds, f) (run f that much later), run = function(seconds) (run the
+-- loop until it has nothing left, at most that long; true when it emptied) }.
+local function shared_specs(adapter, fresh)
+  it("install() makes its waiter mq's, with fds", function()
+    local previous, opts = adapter.install()
+    assert.is_function(previous)
+    assert.is_nil(opts)
+    local mine, mine_opts = mq.set_waiter(nil)
+    assert.are.equal(adapter.waiter, mine)
+    assert.are.same({ fds = true }, mine_opts)
+  end)
+
+  it("wakes a waiting coroutine for a message, through the wait's fd", function()
+    local stats = counting(adapter.waiter)
+    local q = H.fresh_key_queue()
+    local loop, got = fresh(), nil
+    loop.spawn(function() got = { q:receive_timeout(30) } end)
+    loop.later(0.02, function() assert(q:send("woken", 3)) end)
+    assert(loop.run(10), "the wait never woke")
+    assert.are.same({ "woken", 3 }, got)
+    P.no_helper_left()
+    assert(stats.with_fds >= 1 and stats.calls == stats.with_fds, "the waiter polled")
+    assert(stats.calls <= 3, stats.calls .. " waiter calls for one message")
+    q:close()
+  end)
+
+  it("wakes two coroutines waiting on one handle, each for its own type", function()
+    adapter.install()
+    local q = H.fresh_key_queue()
+    local loop, got = fresh(), {}
+    for _, t in ipairs({ 1, 2 }) do
+      loop.spawn(function() got[t] = { q:receive_timeout(30, t) } end)
+    end
+    loop.later(0.02, function() assert(q:send("two", 2)) end)
+    loop.later(0.04, function() assert(q:send("one", 1)) end)
+    assert(loop.run(10), "a wait never woke")
+    assert.are.same({ { "one", 1 }, { "two", 2 } }, got)
+    P.no_helper_left()
+    q:close()
+  end)
+
+  it("wakes a select across queues for the queue that got a message", function()
+    adapter.install()
+    local qs = { (H.fresh_key_queue()), (H.fresh_key_queue()), (H.fresh_key_queue()) }
+    local loop, got = fresh(), nil
+    loop.spawn(function() got = { mq.select(qs, 30) } end)
+    loop.later(0.02, function() assert(qs[2]:send("second")) end)
+    assert(loop.run(10), "the select never woke")
+    assert.are.equal(qs[2], got[1])
+    assert.are.equal("second", got[2])
+    P.no_helper_left()
+    for _, q in ipairs(qs) do q:close() end
+  end)
+
+  it("wakes a wait whose handle is closed meanwhile, with `closed`", function()
+    adapter.install()
+    local q = H.fresh_key_queue()
+    local loop, got = fresh(), nil
+    loop.spawn(function() got = { q:receive_timeout(-1) } end)
+    loop.later(0.02, function() q:close() end)
+    assert(loop.run(5), "the wait slept on after its handle was closed")
+    assert.is_nil(got[1])
+    assert.are.equal("closed", got[3])
+  end)
+
+  it("blocks outside a coroutine too", function()
+    local stats = counting(adapter.waiter)
+    local q = H.fresh_key_queue()
+    H.fails("timeout", q:receive_timeout(0.05))
+    assert(stats.with_fds >= 1)
+    P.no_helper_left()
+    q:close()
+  end)
 end
 
 describe("mq.cqueues", function()
@@ -46,24 +113,13 @@ describe("mq.cqueues", function()
     return true
   end
 
-  it("install() makes its waiter mq's, with fds", function() installs(adapter) end)
-
-  it("wakes a waiting coroutine for a message, through the wait's fd", function()
-    local stats = counting(adapter.waiter)
-    local q = H.fresh_key_queue()
+  shared_specs(adapter, function()
     local cq = cqueues.new()
-    local got
-    cq:wrap(function() got = { q:receive_timeout(30) } end)
-    cq:wrap(function()
-      cqueues.sleep(0.02)
-      assert(q:send("woken", 3))
-    end)
-    assert(run(cq, 10), "the wait never woke")
-    assert.are.same({ "woken", 3 }, got)
-    P.no_helper_left()
-    assert(stats.with_fds >= 1 and stats.calls == stats.with_fds, "the waiter polled")
-    assert(stats.calls <= 3, stats.calls .. " waiter calls for one message")
-    q:close()
+    return {
+      spawn = function(f) cq:wrap(f) end,
+      later = function(seconds, f) cq:wrap(function() cqueues.sleep(seconds) f() end) end,
+      run = function(seconds) return run(cq, seconds) end,
+    }
   end)
 
   it("times out on the controller's clock while other coroutines run", function()
@@ -86,58 +142,6 @@ describe("mq.cqueues", function()
     q:close()
   end)
 
-  it("wakes two coroutines waiting on one handle, each for its own type", function()
-    adapter.install()
-    local q = H.fresh_key_queue()
-    local cq = cqueues.new()
-    local got = {}
-    for _, t in ipairs({ 1, 2 }) do
-      cq:wrap(function() got[t] = { q:receive_timeout(30, t) } end)
-    end
-    cq:wrap(function()
-      cqueues.sleep(0.02)
-      assert(q:send("two", 2))
-      cqueues.sleep(0.02)
-      assert(q:send("one", 1))
-    end)
-    assert(run(cq, 10), "a wait never woke")
-    assert.are.same({ { "one", 1 }, { "two", 2 } }, got)
-    P.no_helper_left()
-    q:close()
-  end)
-
-  it("wakes a select across queues for the queue that got a message", function()
-    adapter.install()
-    local qs = { (H.fresh_key_queue()), (H.fresh_key_queue()), (H.fresh_key_queue()) }
-    local cq = cqueues.new()
-    local got
-    cq:wrap(function() got = { mq.select(qs, 30) } end)
-    cq:wrap(function()
-      cqueues.sleep(0.02)
-      assert(qs[2]:send("second"))
-    end)
-    assert(run(cq, 10), "the select never woke")
-    assert.are.equal(qs[2], got[1])
-    assert.are.equal("second", got[2])
-    P.no_helper_left()
-    for _, q in ipairs(qs) do q:close() end
-  end)
-
-  it("wakes a wait whose handle another coroutine closes, with `closed`", function()
-    adapter.install()
-    local q = H.fresh_key_queue()
-    local cq = cqueues.new()
-    local got
-    cq:wrap(function() got = { q:receive_timeout(-1) } end)
-    cq:wrap(function()
-      cqueues.sleep(0.02)
-      q:close()
-    end)
-    assert(run(cq, 5), "the wait slept on after its handle was closed")
-    assert.is_nil(got[1])
-    assert.are.equal("closed", got[3])
-  end)
-
   it("leaves no thread when a controller with a waiting coroutine is collected", function()
     adapter.install()
     local q = H.fresh_key_queue()
@@ -151,14 +155,6 @@ describe("mq.cqueues", function()
     assert(P.wait_helpers(0))
   end)
 
-  it("blocks outside a coroutine too", function()
-    local stats = counting(adapter.waiter)
-    local q = H.fresh_key_queue()
-    H.fails("timeout", q:receive_timeout(0.05))
-    assert(stats.with_fds >= 1)
-    P.no_helper_left()
-    q:close()
-  end)
 end)
 
 describe("mq.luv", function()
@@ -200,20 +196,12 @@ describe("mq.luv", function()
 
   local function go(fn) coroutine.wrap(fn)() end
 
-  it("install() makes its waiter mq's, with fds", function() installs(adapter) end)
-
-  it("wakes a waiting coroutine for a message, through the wait's fd", function()
-    local stats = counting(adapter.waiter)
-    local q = H.fresh_key_queue()
-    local got
-    go(function() got = { q:receive_timeout(30) } end)
-    after(20, function() assert(q:send("woken", 3)) end)
-    assert(run(10), "the wait never woke")
-    assert.are.same({ "woken", 3 }, got)
-    P.no_helper_left()
-    assert(stats.with_fds >= 1 and stats.calls == stats.with_fds, "the waiter polled")
-    assert(stats.calls <= 3, stats.calls .. " waiter calls for one message")
-    q:close()
+  shared_specs(adapter, function()
+    return {
+      spawn = go,
+      later = function(seconds, f) after(math.floor(seconds * 1000), f) end,
+      run = run,
+    }
   end)
 
   it("times out on a luv timer while the loop runs other callbacks", function()
@@ -232,34 +220,6 @@ describe("mq.luv", function()
     assert.are.equal(3, ticks)
     P.no_helper_left()
     q:close()
-  end)
-
-  it("wakes two coroutines waiting on one handle, each for its own type", function()
-    adapter.install()
-    local q = H.fresh_key_queue()
-    local got = {}
-    for _, t in ipairs({ 1, 2 }) do
-      go(function() got[t] = { q:receive_timeout(30, t) } end)
-    end
-    after(20, function() assert(q:send("two", 2)) end)
-    after(40, function() assert(q:send("one", 1)) end)
-    assert(run(10), "a wait never woke")
-    assert.are.same({ { "one", 1 }, { "two", 2 } }, got)
-    P.no_helper_left()
-    q:close()
-  end)
-
-  it("wakes a select across queues for the queue that got a message", function()
-    adapter.install()
-    local qs = { (H.fresh_key_queue()), (H.fresh_key_queue()), (H.fresh_key_queue()) }
-    local got
-    go(function() got = { mq.select(qs, 30) } end)
-    after(20, function() assert(qs[2]:send("second")) end)
-    assert(run(10), "the select never woke")
-    assert.are.equal(qs[2], got[1])
-    assert.are.equal("second", got[2])
-    P.no_helper_left()
-    for _, q in ipairs(qs) do q:close() end
   end)
 
   -- In a child process: a luv loop left polling a closed fd aborts the process.
@@ -313,23 +273,4 @@ describe("mq.luv", function()
     assert.is_nil(out:match("WATCHDOG"))
   end)
 
-  it("wakes a wait whose handle is closed meanwhile, with `closed`", function()
-    adapter.install()
-    local q = H.fresh_key_queue()
-    local got
-    go(function() got = { q:receive_timeout(-1) } end)
-    after(20, function() q:close() end)
-    assert(run(5), "the wait slept on after its handle was closed")
-    assert.is_nil(got[1])
-    assert.are.equal("closed", got[3])
-  end)
-
-  it("blocks outside a coroutine too", function()
-    local stats = counting(adapter.waiter)
-    local q = H.fresh_key_queue()
-    H.fails("timeout", q:receive_timeout(0.05))
-    assert(stats.with_fds >= 1)
-    P.no_helper_left()
-    q:close()
-  end)
 end)

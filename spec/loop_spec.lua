@@ -74,7 +74,10 @@ describe("mq.loop", function()
       local t0
       loop:spawn(function()
         local data = q:receive_timeout(10, 7)
-        H.write_file(result, string.format("%s %.3f", tostring(data), core.monotonic() - t0))
+        -- Written whole, then renamed: the parent polls for the file and must not read it
+        -- half written.
+        H.write_file(result .. ".part", string.format("%s %.3f", tostring(data), core.monotonic() - t0))
+        assert(os.rename(result .. ".part", result))
       end)
       loop:spawn(function()
         loop:sleep(0.05)                 -- the first one waits now

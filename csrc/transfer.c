@@ -239,7 +239,7 @@ static int receive_message(lua_State *L, enum wait_mode mode) {
   lmq_queue *q = lmq_check_queue(L, 1);
   lua_Integer maxsize = 0;
   long msgtyp = 0;
-  int ok = 1, default_max = 1, msgflg = 0, top = lua_gettop(L);
+  int ok = 1, max_ok = 1, default_max = 1, msgflg = 0, top = lua_gettop(L);
   const char *op;
   if (top >= 2) {                              /* q:receive(): no parsing at all */
     if (lua_isinteger(L, 2))
@@ -248,11 +248,10 @@ static int receive_message(lua_State *L, enum wait_mode mode) {
       ok = lmq_opt_selector(L, 2, &msgtyp, &msgflg);
     if (top >= 3 && !lua_isnoneornil(L, 3)) {
       default_max = 0;
-      if (!opt_integer(L, 3, 0, &maxsize) && ok == 1) ok = 0;
+      max_ok = opt_integer(L, 3, 0, &maxsize) && maxsize >= 1 && maxsize <= INT_MAX;
     }
   }
-  if (q->id >= 0 && ok == 1 && (default_max || (maxsize >= 1 && maxsize <= INT_MAX)) &&
-      (q->flags & LMQ_O_RDONLY)) {
+  if (q->id >= 0 && ok == 1 && max_ok && (q->flags & LMQ_O_RDONLY)) {
     int flags = msgflg | ((mode == POLL || (q->flags & LMQ_O_NONBLOCK)) ? IPC_NOWAIT : 0);
     if (default_max) maxsize = LMQ_MSGMAX();
     return receive_into(L, 1, q, op_name(L, mode, "receive"), msgtyp, (size_t)maxsize,
@@ -265,7 +264,7 @@ static int receive_message(lua_State *L, enum wait_mode mode) {
   if (!ok)
     return lmq_fail_queue(L, op, q, LMQ_EINVALID,
                           "the selector must be an integer type or {except = type >= 1}");
-  if (!default_max && (maxsize < 1 || maxsize > INT_MAX))
+  if (!max_ok)
     return lmq_fail_queue(L, op, q, LMQ_EINVALID, "maxsize must be an integer within 1 .. 2^31-1");
   return lmq_fail_queue(L, op, q, LMQ_EDENIED, "the handle is write-only");
 }

@@ -22,6 +22,7 @@ local monotonic, sleep = core.monotonic, core.sleep
 local isyieldable, yield = coroutine.isyieldable, coroutine.yield
 local huge, tointeger = math.huge, math.tointeger
 local error, type, tostring, getmetatable, setmetatable = error, type, tostring, getmetatable, setmetatable
+local rawlen, rawget = rawlen, rawget
 
 local mq = {
   new = core.new,
@@ -150,7 +151,7 @@ local function wait_until(op, target, deadline, timeout, attempt, a, b, cwait, a
         -- In a coroutine that cannot yield, the main thread's hook changed (lua.c's Ctrl-C
         -- sets it there): only ending the call lets the main thread run it.
         local what = getmetatable(target) == queue_mt and tostring(target)
-          or ("over %d queues"):format(#target)
+          or ("over %d queues"):format(rawlen(target))
         return nil, ("%s %s: interrupted by a signal"):format(op, what), "interrupted"
       end
       -- This thread's hook changed (a signal handler's, lua.c's Ctrl-C): back in Lua it runs.
@@ -208,7 +209,7 @@ end
 -- @tparam[opt=1] integer mtype >= 1
 -- @treturn boolean true
 -- @return[2] nil, message, code: `timeout`, `toobig`, `closed`, `invalid`, `denied`,
--- `removed`, `system`
+-- `removed`, `interrupted`, `system`
 function methods.send_timeout(q, data, timeout, mtype)
   check_handle(q, "send_timeout")
   check_type(data, 1, "send_timeout", "string")
@@ -219,6 +220,14 @@ function methods.send_timeout(q, data, timeout, mtype)
   ok, why, code = wait_until("send_timeout", q, deadline, timeout, poll_send, data, mtype, wait_send)
   if ok then return true end
   return nil, why, code
+end
+
+-- A timed receive that failures name as `op`.
+local function receive_until(op, q, deadline, timeout, mtype, maxsize)
+  local data, t, code = wait_until(op, q, deadline, timeout, poll_receive, mtype, maxsize,
+    wait_receive, arm_one, disarm_one)
+  if data then return data, t end
+  return nil, t, code
 end
 
 --- Receive, waiting at most `timeout` seconds for a matching message (go-ipc's
@@ -233,18 +242,14 @@ end
 -- @treturn string data
 -- @treturn integer mtype
 -- @return[2] nil, message, code: `timeout`, `toobig`, `closed`, `invalid`, `denied`,
--- `removed`, `system`
+-- `removed`, `interrupted`, `system`
 function methods.receive_timeout(q, timeout, mtype, maxsize)
   check_handle(q, "receive_timeout")
   check_selector(mtype, 2, "receive_timeout")
   check_type(maxsize, 3, "receive_timeout", "number", true)
   local deadline, msg, code = deadline_of(q, timeout, 1, "receive_timeout")
   if not deadline then return nil, msg, code end
-  local data, t
-  data, t, code = wait_until("receive_timeout", q, deadline, timeout, poll_receive, mtype, maxsize,
-    wait_receive, arm_one, disarm_one)
-  if data then return data, t end
-  return nil, t, code
+  return receive_until("receive_timeout", q, deadline, timeout, mtype, maxsize)
 end
 
 --- An iterator over the messages: `for data, mtype in q:messages(0.5) do ... end`.
@@ -264,8 +269,10 @@ function methods.messages(q, timeout, mtype)
   if not ok then return nil, msg, code end
   timeout = timeout or 0
   if timeout ~= timeout then raise(("messages %s: the timeout is NaN"):format(tostring(q))) end
+  local forever = timeout < 0 or timeout == huge
   return function()
-    local data, t, why = q:receive_timeout(timeout, mtype)
+    local data, t, why = receive_until("messages", q, forever and huge or monotonic() + timeout,
+      timeout, mtype)
     if data then return data, t end
     if why ~= "timeout" then error(t, 0) end
     return nil
@@ -274,7 +281,7 @@ end
 
 -- select's list entry: a handle, or {handle, selector}.
 local function select_handle(e)
-  if getmetatable(e) ~= queue_mt and type(e) == "table" then return e[1], e[2] end
+  if getmetatable(e) ~= queue_mt and type(e) == "table" then return rawget(e, 1), rawget(e, 2) end
   return e
 end
 
@@ -285,8 +292,8 @@ local function select_attempt(list, mtype, _, op)
 end
 
 local function select_disarm(list, fds)
-  for i = 1, #list do
-    local h = select_handle(list[i])
+  for i = 1, rawlen(list) do
+    local h = select_handle(rawget(list, i))
     if fds[i] and getmetatable(h) == queue_mt then wait_disarm(h, fds[i]) end
   end
 end
@@ -294,8 +301,8 @@ end
 -- Arm (again) a helper for every queue of the list: their fds, or nil to poll.
 local function select_arm(list, mtype, fds)
   local armed = {}
-  for i = 1, #list do
-    local h, selector = select_handle(list[i])
+  for i = 1, rawlen(list) do
+    local h, selector = select_handle(rawget(list, i))
     if selector == nil then selector = mtype end
     armed[i] = wait_arm(h, selector, fds and fds[i])
     if not armed[i] then
@@ -319,19 +326,21 @@ end
 function mq.select(handles, timeout, selector)
   check_type(handles, 1, "select", "table")
   check_selector(selector, 3, "select")
-  for i = 1, #handles do
-    local h, own = select_handle(handles[i])
+  -- The list and its entries are read raw (no __index or __len), as the C loop reads them.
+  local n = rawlen(handles)
+  for i = 1, n do
+    local h, own = select_handle(rawget(handles, i))
     if getmetatable(h) ~= queue_mt then
       argerror(1, "select", ("handle or {handle, selector} expected at index %d, got %s"):format(i,
-        type(handles[i])))
+        type(rawget(handles, i))))
     end
     check_selector(own, 1, "select")
   end
   check_type(timeout, 2, "select", "number")
-  if #handles == 0 then return nil, "select: no queues given", "invalid" end
+  if n == 0 then return nil, "select: no queues given", "invalid" end
   if timeout ~= timeout then   -- closed comes before invalid; nothing is received
-    for i = 1, #handles do
-      local h = select_handle(handles[i])
+    for i = 1, n do
+      local h = select_handle(rawget(handles, i))
       if not h:id() then
         return nil, ("select %s: the handle is closed"):format(tostring(h)), "closed"
       end
@@ -342,7 +351,7 @@ function mq.select(handles, timeout, selector)
   local r1, r2, r3 = wait_until("select", handles, deadline, timeout, select_attempt, selector, nil,
     cwait_select, select_arm, select_disarm)
   if r1 == nil and r3 == "timeout" then
-    return nil, ("select over %d queues: timed out after %g s"):format(#handles, timeout), "timeout"
+    return nil, ("select over %d queues: timed out after %g s"):format(n, timeout), "timeout"
   end
   return r1, r2, r3
 end

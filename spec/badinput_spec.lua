@@ -146,13 +146,20 @@ describe("bad input", function()
     return "ok", tostring(r[2])
   end
 
-  local function check(label, f, cases)
+  -- Each case's outcome must be its expected one; with `mention`, a message that is not a
+  -- Lua type error (raised or returned) must also contain that text: the operation's name,
+  -- or the argument at fault.
+  local function check(label, f, cases, mention)
     local wrong = {}
     for _, c in ipairs(cases) do
       local got, detail = outcome(f, c[2])
       if got ~= c[3] then
         wrong[#wrong + 1] = string.format("%s with %s: expected %s, got %s (%s)", label, c[1], c[3], got,
           tostring(detail):sub(1, 120))
+      elseif mention and not tostring(detail):find("bad argument #", 1, true)
+        and not tostring(detail):find(mention, 1, true) then
+        wrong[#wrong + 1] = string.format("%s with %s: the message does not mention %q (%s)", label,
+          c[1], mention, tostring(detail):sub(1, 120))
       end
     end
     -- The queue must be untouched by all of it.
@@ -206,6 +213,13 @@ describe("bad input", function()
       not_lists, { { "a number", 1 }, { "a string", "q" }, { "{1}", { 1 } }, { '{"q"}', { "q" } },
         { "{{}}", { {} } }, { "{io.stdout}", { io.stdout } }, { "{nb, 1}", { nb, 1 } } })),
       { { "{}", {}, "invalid" } }))
+    -- The list is read raw, as the wait in C reads it: a proxy's __index and __len are not
+    -- called, so a proxy is an empty list, and a __len that under-reports changes nothing.
+    local proxy = setmetatable({}, { __index = function() return nb end, __len = function() return 1 end })
+    local short = setmetatable({ nb, 7 }, { __len = function() return 1 end })
+    check("mq.select(proxy)", function(v) return mq.select(v, 0) end, join(
+      { { "a proxy list", proxy, "invalid" } },
+      expect("raise", { { "a __len that hides a bad entry", short } })), "select")
     check("mq.select(_, timeout)", function(v) return mq.select({ nb }, v) end, TIMEOUT)
     check("mq.select(_, _, mtype)", function(v) return mq.select({ nb }, 0, v) end, RECV_TYPE)
   end)
@@ -227,7 +241,7 @@ describe("bad input", function()
 
   it("q:receive(mtype, maxsize)", function()
     check("q:receive(mtype)", function(v) return nb:receive(v) end, RECV_TYPE)
-    check("q:receive(_, maxsize)", function(v) return nb:receive(0, v) end, MAXSIZE)
+    check("q:receive(_, maxsize)", function(v) return nb:receive(0, v) end, MAXSIZE, "maxsize")
   end)
 
   it("q:send_timeout(data, timeout, mtype)", function()
@@ -240,7 +254,10 @@ describe("bad input", function()
   it("q:receive_timeout(timeout, mtype, maxsize)", function()
     check("q:receive_timeout(timeout)", function(v) return q:receive_timeout(v) end, TIMEOUT)
     check("q:receive_timeout(_, mtype)", function(v) return nb:receive_timeout(0, v) end, RECV_TYPE)
-    check("q:receive_timeout(_, _, maxsize)", function(v) return nb:receive_timeout(0, 0, v) end, MAXSIZE)
+    check("q:receive_timeout(_, _, maxsize)", function(v) return nb:receive_timeout(0, 0, v) end, MAXSIZE,
+      "maxsize")
+    check("q:receive_timeout(_, 5, maxsize)", function(v) return nb:receive_timeout(0, 5, v) end, MAXSIZE,
+      "maxsize")
   end)
 
   it("q:peek(index)", function()
@@ -251,9 +268,10 @@ describe("bad input", function()
     -- A for loop cannot take nil, message, code: every bad argument raises, NaN included.
     local bad = expect("raise", join(wrong_types(true), {
       { '"abc"', "abc" }, { '""', "" }, { "NaN", NAN }, { "-NaN", -NAN } }))
-    check("q:messages(timeout)", function(v) for _ in nb:messages(v) do end return true end, bad)
+    check("q:messages(timeout)", function(v) for _ in nb:messages(v) do end return true end, bad,
+      "messages")
     check("q:messages(_, mtype)", function(v) for _ in nb:messages(0, v) do end return true end,
-      expect("raise", RECV_TYPE))
+      expect("raise", RECV_TYPE), "messages")
   end)
 
   it("q:set_blocking(flag)", function()

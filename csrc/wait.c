@@ -77,6 +77,72 @@ enum lmq_hook_change lmq_block(lua_State *L, const lmq_hook *h, struct pollfd *f
   return changed != LMQ_HOOK_SAME ? changed : lmq_hook_changed(L, h);
 }
 
+/*
+ * A hook mark (core.hook_mark): the hooks an lmq_hook compares, kept by a timed call that
+ * goes back to Lua and comes back, or by mq.loop for a whole run. It holds no pointer that
+ * is ever followed (the main thread is looked up afresh), so a forged mark only compares
+ * wrong.
+ */
+#define HOOK_MARK "mq.hook_mark"
+
+typedef struct hook_mark {
+  lua_Hook hook, main_hook;
+  int mask, count, main_mask, main_count;
+} hook_mark;
+
+static void push_mark(lua_State *L, const lmq_hook *h) {
+  hook_mark *m = (hook_mark *)lua_newuserdatauv(L, sizeof *m, 0);
+  m->hook = h->hook;
+  m->mask = h->mask;
+  m->count = h->count;
+  m->main_hook = h->main_hook;
+  m->main_mask = h->main_mask;
+  m->main_count = h->main_count;
+  luaL_setmetatable(L, HOOK_MARK);
+}
+
+/* The hooks as they are now into *h, or, when a mark is at `arg`, as the mark has them;
+ * 1 when a mark was given. */
+static int load_mark(lua_State *L, int arg, lmq_hook *h) {
+  const hook_mark *m;
+  lmq_hook_save(L, h);
+  if (lua_isnoneornil(L, arg)) return 0;
+  m = (const hook_mark *)luaL_checkudata(L, arg, HOOK_MARK);
+  luaL_argcheck(L, lua_rawlen(L, arg) == sizeof *m, arg, "not a hook mark");
+  h->hook = m->hook;
+  h->mask = m->mask;
+  h->count = m->count;
+  h->main_hook = m->main_hook;
+  h->main_mask = m->main_mask;
+  h->main_count = m->main_count;
+  return 1;
+}
+
+/** core.hook_mark() -> a mark of this thread's hooks (and the main thread's). */
+static int core_hook_mark(lua_State *L) {
+  lmq_hook h;
+  lmq_hook_save(L, &h);
+  push_mark(L, &h);
+  return 1;
+}
+
+/** core.hook_changed(mark) -> nil, "signal" (this thread's hook changed since the mark)
+ * or "interrupted" (the main thread's, seen from a coroutine). */
+static int core_hook_changed(lua_State *L) {
+  lmq_hook h;
+  enum lmq_hook_change c;
+  luaL_checkudata(L, 1, HOOK_MARK);       /* not optional here */
+  load_mark(L, 1, &h);
+  c = lmq_hook_changed(L, &h);
+  if (c == LMQ_HOOK_SAME)
+    lua_pushnil(L);
+  else if (c == LMQ_HOOK_OWN)
+    lua_pushliteral(L, "signal");
+  else
+    lua_pushliteral(L, "interrupted");
+  return 1;
+}
+
 /* A number argument that must not be NaN. */
 static double check_time(lua_State *L, int arg) {
   double v = (double)luaL_checknumber(L, arg);
@@ -137,14 +203,17 @@ static int ended(lua_State *L, enum next why) {
 }
 
 /*
- * wait(q, a, b, op, deadline, spins, min, max [, helpers]): poll(q, a, b, op)
+ * wait(q, a, b, op, deadline, spins, min, max [, helpers [, mark]]): poll(q, a, b, op)
  * until it gives something other than false; between polls, `spins`
  * immediate retries, then sleeps: on q's readiness when `helpers` (receives
  * only), else from `min` seconds doubling to `max`; never past `deadline`
  * (monotonic seconds, may be inf). Returns what the poll gave, or false,
  * "deadline" once it has passed, or false, "signal" when the Lua hook changed
- * (a signal handler wants Lua to run: lua.c's Ctrl-C), or false, "interrupted"
- * when, in a coroutine, the main thread's hook changed.
+ * (a signal handler wants Lua to run: lua.c's Ctrl-C) and then a mark to call
+ * again with, or false, "interrupted" when, in a coroutine, the main thread's
+ * hook changed. Called again with that mark, the wait compares hooks with the
+ * ones it began with, and ends with "interrupted" at once if they still differ:
+ * the hook could not run (in a finalizer, Lua runs no hook).
  */
 static int wait_with(lua_State *L, lua_CFunction poll, int receive) {
   lmq_queue *q = lmq_check_queue(L, 1);
@@ -152,13 +221,14 @@ static int wait_with(lua_State *L, lua_CFunction poll, int receive) {
   lmq_hook hook;
   long msgtyp = 0;
   int msgflg = 0, watch, n, fd = -1;
+  enum next why = AGAIN;
   struct pollfd pfd;
   check_backoff(L, 5, &b);
   watch = receive && lua_toboolean(L, 9) && lmq_opt_selector(L, 2, &msgtyp, &msgflg) == 1;
+  if (load_mark(L, 10, &hook) && lmq_hook_changed(L, &hook) != LMQ_HOOK_SAME)
+    return ended(L, INTERRUPTED);
   lua_settop(L, 8);
-  lmq_hook_save(L, &hook);
   for (;;) {
-    enum next why;
     n = poll(L);
     if (n != 1 || !lua_isboolean(L, -1) || lua_toboolean(L, -1)) break;
     lua_pop(L, 1);
@@ -177,13 +247,17 @@ static int wait_with(lua_State *L, lua_CFunction poll, int receive) {
     }
   }
   lmq_handle_disarm(q, fd);              /* nothing if a finalizer closed q meanwhile */
+  if (why == SIGNAL) {
+    push_mark(L, &hook);
+    n = 3;
+  }
   return n;
 }
 
-/** core.wait_send(q, data, mtype, op, deadline, spins, min, max). */
+/** core.wait_send(q, data, mtype, op, deadline, spins, min, max, _, mark). */
 static int wait_send(lua_State *L) { return wait_with(L, lmq_poll_send, 0); }
 
-/** core.wait_receive(q, selector, maxsize, op, deadline, spins, min, max, helpers). */
+/** core.wait_receive(q, selector, maxsize, op, deadline, spins, min, max, helpers, mark). */
 static int wait_receive(lua_State *L) { return wait_with(L, lmq_poll_receive, 1); }
 
 /* Entry i of select's list: its handle pushed on the stack, and its selector
@@ -277,15 +351,16 @@ static int wait_select(lua_State *L) {
   lua_Integer count;
   backoff b;
   lmq_hook hook;
+  enum next why = AGAIN;
   luaL_checktype(L, 1, LUA_TTABLE);
   check_backoff(L, 4, &b);
   count = (lua_Integer)lua_rawlen(L, 1);
   luaL_argcheck(L, count > 0 && count <= 1000000, 1, "1 to 1000000 queues expected");
+  if (load_mark(L, 9, &hook) && lmq_hook_changed(L, &hook) != LMQ_HOOK_SAME)
+    return ended(L, INTERRUPTED);         /* as in wait_with */
   lua_settop(L, SELECT_TOP - 1);
   lua_pushnil(L);                          /* SELECT_TOP: the pollfd array, once needed */
-  lmq_hook_save(L, &hook);
   for (;;) {
-    enum next why;
     if (helpers && !armed && b.tries >= b.spins) {
       if (fds == NULL) {
         lua_Integer i;
@@ -306,6 +381,10 @@ static int wait_select(lua_State *L) {
     }
   }
   select_disarm(L, count, fds);
+  if (why == SIGNAL) {
+    push_mark(L, &hook);
+    n = 3;
+  }
   return n;
 }
 
@@ -379,21 +458,24 @@ static int wait_disarm(lua_State *L) {
   return 0;
 }
 
-/** core.block(fds, seconds) -> ready | false, "signal": sleep until one of the
- * fds (an array of integers, possibly empty) is readable or `seconds` (inf:
- * for ever) have passed; `ready` lists the readable fds. A changed Lua hook
- * (a signal handler's) ends it early with false, "signal". */
+/** core.block(fds, seconds [, mark]) -> ready | false, "signal" | false,
+ * "interrupted": sleep until one of the fds (an array of integers, possibly
+ * empty) is readable or `seconds` (inf: for ever) have passed; `ready` lists
+ * the readable fds. A Lua hook changed since the call (or since `mark`) ends it
+ * early: "signal" for this thread's (a signal handler's), "interrupted" for the
+ * main thread's, seen from a coroutine. */
 static int core_block(lua_State *L) {
   lua_Integer n, i;
   struct pollfd *fds;
   double seconds;
   lmq_hook hook;
+  enum lmq_hook_change changed;
   int count = 0;
   luaL_checktype(L, 1, LUA_TTABLE);
   seconds = check_time(L, 2);
   n = (lua_Integer)lua_rawlen(L, 1);
   luaL_argcheck(L, n <= 1000000, 1, "at most 1000000 fds");
-  lmq_hook_save(L, &hook);
+  load_mark(L, 3, &hook);
   fds = (struct pollfd *)lua_newuserdatauv(L, (size_t)(n > 0 ? n : 1) * sizeof *fds, 0);
   for (i = 1; i <= n; i++) {
     int isint;
@@ -404,9 +486,13 @@ static int core_block(lua_State *L) {
     fds[i - 1].events = POLLIN;
     fds[i - 1].revents = 0;
   }
-  if (lmq_block(L, &hook, fds, (int)n, seconds)) {
+  changed = lmq_block(L, &hook, fds, (int)n, seconds);
+  if (changed != LMQ_HOOK_SAME) {
     lua_pushboolean(L, 0);
-    lua_pushliteral(L, "signal");
+    if (changed == LMQ_HOOK_OWN)
+      lua_pushliteral(L, "signal");
+    else
+      lua_pushliteral(L, "interrupted");
     return 2;
   }
   lua_createtable(L, 1, 0);
@@ -426,6 +512,8 @@ void lmq_wait_register(lua_State *L, int module, int methods) {
     {"wait_arm", wait_arm},
     {"wait_disarm", wait_disarm},
     {"block", core_block},
+    {"hook_mark", core_hook_mark},
+    {"hook_changed", core_hook_changed},
     {NULL, NULL}
   };
   static const luaL_Reg handle_waits[] = {
@@ -433,6 +521,8 @@ void lmq_wait_register(lua_State *L, int module, int methods) {
     {"disarm", q_disarm},
     {NULL, NULL}
   };
+  luaL_newmetatable(L, HOOK_MARK);         /* its __name is all it needs */
+  lua_pop(L, 1);
   lua_pushvalue(L, module);
   luaL_setfuncs(L, core_waits, 0);
   lua_pushvalue(L, methods);

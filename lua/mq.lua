@@ -18,6 +18,7 @@ local core = require "mq.core"
 local poll_send, poll_receive = core.poll_send, core.poll_receive
 local wait_send, wait_receive, wait_select = core.wait_send, core.wait_receive, core.wait_select
 local wait_arm, wait_disarm = core.wait_arm, core.wait_disarm
+local hook_mark, hook_changed = core.hook_mark, core.hook_changed
 local monotonic, sleep = core.monotonic, core.sleep
 local isyieldable, yield = coroutine.isyieldable, coroutine.yield
 local huge, tointeger = math.huge, math.tointeger
@@ -124,6 +125,12 @@ local function deadline_of(q, timeout, n, op)
   return monotonic() + timeout
 end
 
+local function interrupted(op, target)
+  local what = getmetatable(target) == queue_mt and tostring(target)
+    or ("over %d queues"):format(rawlen(target))
+  return nil, ("%s %s: interrupted by a signal"):format(op, what), "interrupted"
+end
+
 local function timed_out(op, q, timeout)
   return nil, ("%s %s: timed out after %g s"):format(op, tostring(q), timeout), "timeout"
 end
@@ -143,24 +150,25 @@ that returns false when it would block:
 local function wait_until(op, target, deadline, timeout, attempt, a, b, cwait, arm, disarm)
   local threads = poll.threads
   if waiter == default_waiter and not isyieldable() then
+    local mark
     while true do
-      local r1, r2, r3 = cwait(target, a, b, op, deadline, poll.spins, poll.min, poll.max, threads)
+      local r1, r2, r3 = cwait(target, a, b, op, deadline, poll.spins, poll.min, poll.max, threads,
+        mark)
       if r1 ~= false then return r1, r2, r3 end
       if r2 == "deadline" then return timed_out(op, target, timeout) end
-      if r2 == "interrupted" then
-        -- In a coroutine that cannot yield, the main thread's hook changed (lua.c's Ctrl-C
-        -- sets it there): only ending the call lets the main thread run it.
-        local what = getmetatable(target) == queue_mt and tostring(target)
-          or ("over %d queues"):format(rawlen(target))
-        return nil, ("%s %s: interrupted by a signal"):format(op, what), "interrupted"
-      end
+      -- In a coroutine that cannot yield, the main thread's hook changed (lua.c's Ctrl-C sets
+      -- it there): only ending the call lets the main thread run it.
+      if r2 == "interrupted" then return interrupted(op, target) end
       -- This thread's hook changed (a signal handler's, lua.c's Ctrl-C): back in Lua it runs.
+      -- The wait goes on from the hooks it began with (r3); if they still differ then, the
+      -- hook could not run (in a finalizer), and the call ends with interrupted.
+      mark = r3
     end
   end
   local use_fds = waiter_takes_fds and threads and arm ~= nil
   local armed <close> = use_fds and setmetatable({ target = target, disarm = disarm }, DISARM) or nil
   local spins, step, cap = poll.spins, poll.min, poll.max
-  local tries = 0
+  local tries, mark = 0, nil
   while true do
     local r1, r2, r3 = attempt(target, a, b, op)
     if r1 ~= false then return r1, r2, r3 end
@@ -170,6 +178,10 @@ local function wait_until(op, target, deadline, timeout, attempt, a, b, cwait, a
     if tries > spins then
       local fds = use_fds and arm(target, a, armed.fds)
       if use_fds then armed.fds = fds or nil end   -- a failed re-arm freed the old helpers
+      -- Where the waiter cannot yield, nothing but a signal handler can change the main
+      -- thread's hook meanwhile (lua.c's Ctrl-C): then only ending the call lets it run.
+      local stuck = not isyieldable()
+      if stuck and not mark then mark = hook_mark() end
       if fds then
         waiter(deadline - now, fds)
       else
@@ -178,13 +190,14 @@ local function wait_until(op, target, deadline, timeout, attempt, a, b, cwait, a
         step = step * 2
         if step > cap then step = cap end
       end
+      if stuck and hook_changed(mark) == "interrupted" then return interrupted(op, target) end
     end
   end
 end
 
 -- The C loops' calling conventions, for wait_until.
-local function cwait_select(list, mtype, _, op, deadline, spins, min, max, threads)
-  return wait_select(list, mtype, op, deadline, spins, min, max, threads)
+local function cwait_select(list, mtype, _, op, deadline, spins, min, max, threads, mark)
+  return wait_select(list, mtype, op, deadline, spins, min, max, threads, mark)
 end
 
 -- Arm (again) the wait's helper of q: {fd}, or nil to poll instead.

@@ -191,3 +191,105 @@ describe("a wait in a coroutine that cannot yield", function()
     assert.matches("MAIN\tfalse\t[^\n]*FUZZ%-DEADLINE", out)
   end)
 end)
+
+describe("a wait that only its caller's giving way lets a signal stop", function()
+  after_each(H.cleanup)
+
+  -- As above: the child's SIGALRM handler hooks the main thread 0.2 s in, as lua.c's Ctrl-C
+  -- does, while the body waits for ever on queue q (or the loop `loop` does). Each body
+  -- prints INNER with what the wait returned; back on the main thread, the hook raises.
+  local function child(body)
+    return [[
+      local mq = require "mq"
+      local core = require "mq.core"
+      package.cpath = arg[2] .. ";" .. package.cpath
+      local tp = require "testproc"
+      local q = assert(mq.open(tonumber(arg[1])))
+      local loop = require("mq.loop").new()
+      local function inner(...)
+        local r = table.pack(...)
+        print("INNER", tostring(r[1]), tostring(r[2]):match("interrupted by a signal") and "..." or
+          tostring(r[2]), tostring(r[3]))
+      end
+      local waiting = false
+      local function once(f) if not waiting then waiting = true f() end end
+      assert(tp.catch_deadline(tp.SIGALRM))
+      tp.deadline(core.monotonic() + 0.2)
+      tp.setitimer(0.05, 0.05)
+      io.stdout:setvbuf("no")
+      local ok, err = pcall(function()
+        ]] .. body .. [[
+        for _ = 1, 1e8 do end                -- the main thread's hook runs here at the latest
+      end)
+      print("MAIN", tostring(ok), tostring(err))
+    ]]
+  end
+
+  local CASES = {
+    { "a finalizer on the main thread (Lua runs no hook there)", [[
+        setmetatable({}, { __gc = function() once(function() inner(q:receive_timeout(-1)) end) end })
+        collectgarbage()
+      ]] },
+    { "mq.select in a finalizer on the main thread", [[
+        setmetatable({}, { __gc = function() once(function() inner(mq.select({ q }, -1)) end) end })
+        collectgarbage()
+      ]] },
+    { "a sort comparator in one of mq.loop's coroutines", [[
+        loop:spawn(function()
+          table.sort({ 3, 2, 1 }, function(a, b) once(function() inner(q:receive_timeout(-1)) end) return a < b end)
+        end)
+        print("RUN", loop:run())
+      ]] },
+    { "a sort comparator in a coroutine, with a waiter of the caller's own", [[
+        mq.set_waiter(function(s) core.sleep(s) end)
+        assert(coroutine.resume(coroutine.create(function()
+          table.sort({ 3, 2, 1 }, function(a, b) once(function() inner(q:receive_timeout(-1)) end) return a < b end)
+        end)))
+      ]] },
+    { "mq.loop's run, itself in a coroutine", [[
+        loop:spawn(function() q:receive_timeout(-1) end)
+        assert(coroutine.resume(coroutine.create(function() inner(loop:run()) end)))
+      ]] },
+  }
+
+  for _, case in ipairs(CASES) do
+    it("ends with `interrupted` in " .. case[1] .. ", and the hook then stops the script", function()
+      local _, key = H.fresh_key_queue()
+      local _, cpath = P.native()
+      local ok, code, out = H.sh(string.format("timeout 10 %s %s %s %s", H.LUA, H.script(child(case[2])),
+        key, H.shell_quote(cpath)))
+      assert(code ~= 124, "the wait never ended: " .. out)
+      assert(ok, string.format("child exited %s: %s", tostring(code), out))
+      assert.matches("INNER\tnil\t...\tinterrupted\n", out, 1, true)
+      assert.matches("MAIN\tfalse\t[^\n]*FUZZ%-DEADLINE", out)
+    end)
+  end
+end)
+
+describe("a hook that a signal handler sets and that only looks", function()
+  after_each(H.cleanup)
+
+  -- A host's signal handler sets a hook that counts and clears itself, raising nothing,
+  -- every 20 ms: each time a wait returns to Lua for it, and goes on once it has run.
+  local CHILD = [[
+    local mq = require "mq"
+    package.cpath = arg[2] .. ";" .. package.cpath
+    local tp = require "testproc"
+    local q = assert(mq.open(tonumber(arg[1])))
+    assert(tp.catch_tick(tp.SIGALRM))
+    tp.setitimer(0.02, 0.02)
+    local r = { q:receive_timeout(0.5) }
+    local s = { mq.select({ q }, 0.3) }
+    tp.setitimer(0)
+    print("RESULT", tostring(r[1]), r[3], tostring(s[1]), s[3], tp.ticks() >= 10)
+  ]]
+
+  it("does not end a timed call on the main thread: it times out, having let the hook run", function()
+    local _, key = H.fresh_key_queue()
+    local _, cpath = P.native()
+    local ok, code, out = H.sh(string.format("timeout 10 %s %s %s %s", H.LUA, H.script(CHILD), key,
+      H.shell_quote(cpath)))
+    assert(ok, string.format("child exited %s: %s", tostring(code), out))
+    assert.matches("RESULT\tnil\ttimeout\tnil\ttimeout\ttrue\n", out, 1, true)
+  end)
+end)

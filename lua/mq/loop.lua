@@ -14,7 +14,7 @@
 local mq = require "mq"
 local core = require "mq.core"
 
-local monotonic, block, getpid = core.monotonic, core.block, core.getpid
+local monotonic, block, getpid, hook_mark = core.monotonic, core.block, core.getpid, core.hook_mark
 local create, resume, running, status, yield, isyieldable = coroutine.create, coroutine.resume,
   coroutine.running, coroutine.status, coroutine.yield, coroutine.isyieldable
 local huge, pack, unpack = math.huge, table.pack, table.unpack
@@ -81,7 +81,9 @@ local function step(self, co, task)
 end
 
 -- Every task waits: block until the earliest deadline (or `stop`) or one of
--- their fds, then make runnable those whose time or fd came.
+-- their fds, then make runnable those whose time or fd came. True when the
+-- main thread's hook changed since run began, seen from a coroutine: a signal
+-- handler's (lua.c's Ctrl-C), which only ending run lets run.
 local function block_all(self, tasks, stop)
   if getpid() ~= self.pid then
     -- A coroutine forked: here, the waits' fds are the parent's helpers'. Every wait
@@ -103,7 +105,10 @@ local function block_all(self, tasks, stop)
       owners[fd][#owners[fd] + 1] = co
     end
   end
-  local ready = block(fds, earliest - monotonic())
+  local ready, why = block(fds, earliest - monotonic(), self.mark)
+  if why == "interrupted" then return true end
+  -- This thread's hook changed: back in Lua it runs; the next block starts from it.
+  if why == "signal" then self.mark = hook_mark() end
   local now = monotonic()
   for _, task in pairs(tasks) do
     if task.deadline <= now then task.deadline = nil end
@@ -129,16 +134,20 @@ local function run(self, stop)
     self.order = order
     if self.count > 0 then
       if monotonic() >= stop then return false end
-      if waiting then block_all(self, tasks, stop) end
+      if waiting and block_all(self, tasks, stop) then
+        return nil, "run: interrupted by a signal", "interrupted"
+      end
     end
   end
   return true
 end
 
 --- loop:run([timeout]) -> true once every coroutine has finished, false when
--- `timeout` seconds passed first. An error in a coroutine is raised here, with
--- that coroutine's traceback; the loop's other coroutines are closed then (their
--- waits end), and the loop is empty.
+-- `timeout` seconds passed first, or nil, message, "interrupted" when run itself
+-- runs in a coroutine and a signal handler hooked the main thread (lua.c's
+-- Ctrl-C): the main thread can run its hook only once run returns. An error in
+-- a coroutine is raised here, with that coroutine's traceback; the loop's other
+-- coroutines are closed then (their waits end), and the loop is empty.
 function Loop:run(timeout)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout) then
     error(("bad argument #1 to 'run' (number expected, got %s)"):format(type(timeout)), 2)
@@ -153,8 +162,8 @@ function Loop:run(timeout)
     return previous(seconds < 1e-3 and seconds or 1e-3)
   end
   previous, previous_opts = mq.set_waiter(waiter, { fds = true })
-  self.pid = getpid()
-  local ok, result = pcall(run, self, stop)
+  self.pid, self.mark = getpid(), hook_mark()
+  local ok, result, why, code = pcall(run, self, stop)
   mq.set_waiter(previous, previous_opts)
   if not ok then
     -- The others are closed, so their waits end and their helpers stop.
@@ -162,7 +171,7 @@ function Loop:run(timeout)
     self.tasks, self.order, self.count = {}, {}, 0
     error(result, 0)
   end
-  return result
+  return result, why, code
 end
 
 return M

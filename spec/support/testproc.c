@@ -110,6 +110,43 @@ static int tp_catch_deadline(lua_State *L) {
   return 1;
 }
 
+/* A host's hook that only looks and goes: the handler of catch_tick sets it on the main
+ * state; it counts its runs and clears itself, raising nothing. */
+static volatile sig_atomic_t tp_ticks;
+
+static void tp_tick_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  tp_ticks = tp_ticks + 1;
+}
+
+static void tp_tick_signal(int signo) {
+  (void)signo;
+  if (tp_main_state != NULL)
+    lua_sethook(tp_main_state, tp_tick_hook,  /* NOLINT(bugprone-signal-handler,cert-sig30-c) */
+                LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+/* catch_tick(signo): the signal's handler sets tp_tick_hook. ticks(): its runs so far. */
+static int tp_catch_tick(lua_State *L) {
+  int signo = (int)luaL_checkinteger(L, 1);
+  struct sigaction sa;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  tp_main_state = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = tp_tick_signal;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(signo, &sa, NULL) != 0) return tp_fail(L);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int tp_tick_count(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)tp_ticks);
+  return 1;
+}
+
 /* deadline(t): the monotonic time (core.monotonic's clock) after which the handler of
  * catch_deadline raises through a hook; nil or 0 clears it. */
 static int tp_set_deadline(lua_State *L) {
@@ -352,7 +389,8 @@ static const luaL_Reg tp_funcs[] = {
   {"setitimer", tp_setitimer}, {"raise", tp_raise}, {"default_signal", tp_default_signal},
   {"rmid", tp_rmid}, {"catch_deadline", tp_catch_deadline}, {"deadline", tp_set_deadline},
   {"ipc_isolate", tp_ipc_isolate}, {"ipc_restore", tp_ipc_restore},
-  {"threads_named", tp_threads_named}, {NULL, NULL}
+  {"threads_named", tp_threads_named}, {"catch_tick", tp_catch_tick}, {"ticks", tp_tick_count},
+  {NULL, NULL}
 };
 
 static void tp_const(lua_State *L, const char *name, int v) {

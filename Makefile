@@ -37,6 +37,13 @@ LUA_FILES   := $(foreach m,$(LUA_MODULES),$(lastword $(subst =, ,$(m))))
 # suite still runs, on the host's namespace. ISOLATE= turns it off.
 ISOLATE ?= $$(unshare --ipc true 2>/dev/null && echo "unshare --ipc --")
 CORE := build/mq/core.so
+
+# The parent of each run's private directory: $TMPDIR, unless the specs' second user
+# (uid 65534, whom only root can become) could not pass through it, as with a 0700
+# TMPDIR; then /tmp.
+RUN_PARENT = $(shell p="$${TMPDIR:-/tmp}"; if [ "$$(id -u)" = 0 ] && \
+  ! setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$$p" 2>/dev/null; \
+  then echo /tmp; else echo "$$p"; fi)
 TEST_ENV = LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/spec/?.lua;;' LUA_CPATH='$(CURDIR)/build/?.so;;'
 
 .PHONY: all test demo install install-lib install-embed uninstall clean bench examples lint asan tsan valgrind docs fuzz
@@ -65,7 +72,7 @@ libmq.a: $(OBJS) build/preload.o build/luamq_chunks.o
 	$(AR) rcs $@ $^
 
 test: $(CORE)
-	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/mq-test.XXXXXX") && \
+	@tmp=$$(mktemp -d "$(RUN_PARENT)/mq-test.XXXXXX") && \
 	  $(TEST_ENV) TMPDIR="$$tmp" $(ISOLATE) $(BUSTED) --lua=$(LUA) $(BUSTED_FLAGS) spec; \
 	  rc=$$?; rm -rf "$$tmp"; exit $$rc
 
@@ -177,7 +184,7 @@ build/asan/mq/core.so: $(ASAN_OBJS)
 
 asan: build/asan/mq/core.so
 	@rt=$$($(CC) -print-file-name=libasan.so) && test -f "$$rt" || { echo "no libasan.so for $(CC)"; exit 1; }; \
-	  tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/mq-asan.XXXXXX") && reports=$$(mktemp -d "$${TMPDIR:-/tmp}/mq-asan-reports.XXXXXX") && \
+	  tmp=$$(mktemp -d "$(RUN_PARENT)/mq-asan.XXXXXX") && reports=$$(mktemp -d "$(RUN_PARENT)/mq-asan-reports.XXXXXX") && \
 	  chmod 1777 "$$reports" && \
 	  { LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/spec/?.lua;;' LUA_CPATH='$(CURDIR)/build/asan/?.so;;' \
 	    TMPDIR="$$tmp" MQ_MEMTOOL=asan LD_PRELOAD="$$rt" \
@@ -225,7 +232,7 @@ build/tsan/lua5.4: Makefile
 
 tsan: build/tsan/mq/core.so build/tsan/lua5.4
 	CC=$(CC) sh spec/support/ready/run tsan
-	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/mq-tsan.XXXXXX") && reports=$$(mktemp -d "$${TMPDIR:-/tmp}/mq-tsan-reports.XXXXXX") && \
+	@tmp=$$(mktemp -d "$(RUN_PARENT)/mq-tsan.XXXXXX") && reports=$$(mktemp -d "$(RUN_PARENT)/mq-tsan-reports.XXXXXX") && \
 	  chmod 1777 "$$reports" && \
 	  { LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/spec/?.lua;;' LUA_CPATH='$(CURDIR)/build/tsan/?.so;;' \
 	    TMPDIR="$$tmp" MQ_MEMTOOL=tsan LUA='$(CURDIR)/build/tsan/lua5.4' \
@@ -245,7 +252,7 @@ VALGRIND_FLAGS ?= --quiet --error-exitcode=99 --leak-check=full --show-leak-kind
 VALGRIND_SCALE ?= 0.1
 
 valgrind: $(CORE)
-	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/mq-valgrind.XXXXXX") && \
+	@tmp=$$(mktemp -d "$(RUN_PARENT)/mq-valgrind.XXXXXX") && \
 	  $(TEST_ENV) TMPDIR="$$tmp" MQ_MEMTOOL=valgrind MQ_TEST_SCALE=$(VALGRIND_SCALE) \
 	  $(ISOLATE) $(VALGRIND) $(VALGRIND_FLAGS) $(LUA) $$(command -v $(BUSTED)) $(BUSTED_FLAGS) spec; \
 	  rc=$$?; rm -rf "$$tmp"; exit $$rc
@@ -261,7 +268,7 @@ MQ_FUZZ_SECONDS ?= 60
 
 fuzz: build/asan/mq/core.so
 	@rt=$$($(CC) -print-file-name=libasan.so) && test -f "$$rt" || { echo "no libasan.so for $(CC)"; exit 1; }; \
-	  tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/mq-fuzz.XXXXXX") && reports=$$(mktemp -d "$${TMPDIR:-/tmp}/mq-fuzz-reports.XXXXXX") && \
+	  tmp=$$(mktemp -d "$(RUN_PARENT)/mq-fuzz.XXXXXX") && reports=$$(mktemp -d "$(RUN_PARENT)/mq-fuzz-reports.XXXXXX") && \
 	  { LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/spec/?.lua;;' LUA_CPATH='$(CURDIR)/build/asan/?.so;;' \
 	    TMPDIR="$$tmp" MQ_MEMTOOL=asan MQ_FUZZ_SECONDS=$(MQ_FUZZ_SECONDS) LD_PRELOAD="$$rt" \
 	    ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:log_path=$$reports/asan" \

@@ -168,20 +168,24 @@ local function wait_until(op, target, deadline, timeout, attempt, a, b, cwait, a
   local use_fds = waiter_takes_fds and threads and arm ~= nil
   local armed <close> = use_fds and setmetatable({ target = target, disarm = disarm }, DISARM) or nil
   local spins, step, cap = poll.spins, poll.min, poll.max
-  local tries, mark = 0, nil
+  -- Where the waiter cannot yield (on the main thread too), the hooks the wait began with
+  -- are kept (`mark`, taken once the first try found nothing, so that a call that finds its
+  -- message at once allocates nothing). From a coroutine, a change of the main thread's hook
+  -- can only be a signal handler's (lua.c's Ctrl-C), which only ending the call lets run.
+  -- A change of this thread's own hook gets its chance to run with the next Lua call; if it
+  -- is still there after another waiter call, it could not run (in a finalizer): the same.
+  local stuck = not isyieldable()
+  local tries, mark, hooked = 0, nil, false
   while true do
     local r1, r2, r3 = attempt(target, a, b, op)
     if r1 ~= false then return r1, r2, r3 end
     local now = monotonic()
     if now >= deadline then return timed_out(op, target, timeout) end
+    if stuck and not mark then mark = hook_mark() end
     tries = tries + 1
     if tries > spins then
       local fds = use_fds and arm(target, a, armed.fds)
       if use_fds then armed.fds = fds or nil end   -- a failed re-arm freed the old helpers
-      -- Where the waiter cannot yield, nothing but a signal handler can change the main
-      -- thread's hook meanwhile (lua.c's Ctrl-C): then only ending the call lets it run.
-      local stuck = not isyieldable()
-      if stuck and not mark then mark = hook_mark() end
       if fds then
         waiter(deadline - now, fds)
       else
@@ -190,7 +194,11 @@ local function wait_until(op, target, deadline, timeout, attempt, a, b, cwait, a
         step = step * 2
         if step > cap then step = cap end
       end
-      if stuck and hook_changed(mark) == "interrupted" then return interrupted(op, target) end
+      if stuck then
+        local why = hook_changed(mark)
+        if why == "interrupted" or (why == "signal" and hooked) then return interrupted(op, target) end
+        hooked = why == "signal"
+      end
     end
   end
 end

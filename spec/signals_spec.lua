@@ -250,6 +250,32 @@ describe("a wait that only its caller's giving way lets a signal stop", function
         loop:spawn(function() q:receive_timeout(-1) end)
         assert(coroutine.resume(coroutine.create(function() inner(loop:run()) end)))
       ]] },
+    { "a finalizer on the main thread, with a waiter of the caller's own", [[
+        mq.set_waiter(function(s) core.sleep(s) end)
+        setmetatable({}, { __gc = function() once(function() inner(q:receive_timeout(-1)) end) end })
+        collectgarbage()
+      ]] },
+    { "a finalizer on the main thread, with mq.luv's waiter", [[
+        require("mq.luv").install()
+        setmetatable({}, { __gc = function() once(function() inner(q:receive_timeout(-1)) end) end })
+        collectgarbage()
+      ]] },
+    { "a sort comparator in a cqueues coroutine, with mq.cqueues' waiter", [[
+        require("mq.cqueues").install()
+        local cq = require("cqueues").new()
+        cq:wrap(function()
+          table.sort({ 3, 2, 1 }, function(a, b) once(function() inner(q:receive_timeout(-1)) end) return a < b end)
+        end)
+        assert(cq:loop())
+      ]] },
+    { "a sort comparator in a coroutine, with a waiter of the caller's own, the signal coming "
+      .. "while the call spins", [[
+        mq.set_waiter(function(s) core.sleep(s) end)
+        assert(mq.set_poll { spins = 3000000 })   -- about a second of tries before a waiter call
+        assert(coroutine.resume(coroutine.create(function()
+          table.sort({ 3, 2, 1 }, function(a, b) once(function() inner(q:receive_timeout(-1)) end) return a < b end)
+        end)))
+      ]] },
   }
 
   for _, case in ipairs(CASES) do

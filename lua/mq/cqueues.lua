@@ -8,14 +8,15 @@
 --     assert(cq:loop())
 --
 -- cqueues polls any object with :pollfd(), :events() and :timeout(); the
--- waiter wraps each fd in one. Outside a cqueues coroutine, cqueues.poll
--- blocks the caller on its own poller, so the waiter works there too.
+-- waiter wraps each fd in one. Where the caller cannot yield (outside a
+-- coroutine, in a finalizer), the waiter blocks in C on the fds instead.
 -- @module mq.cqueues
 
 local cqueues = require "cqueues"
 local mq = require "mq"
 
-local huge, setmetatable = math.huge, setmetatable
+local huge, setmetatable, isyieldable = math.huge, setmetatable, coroutine.isyieldable
+local block = require("mq.core").block
 local poll, sleep, cancel = cqueues.poll, cqueues.sleep, cqueues.cancel
 
 -- An fd as cqueues sees a pollable object.
@@ -31,6 +32,9 @@ local M = {}
 -- A wait's fds close when it ends, so cqueues is told to forget them each time
 -- (cqueues.cancel), as it must be before any fd it polled is closed.
 function M.waiter(seconds, fds)
+  -- Where the caller cannot yield (a finalizer, a sort comparator), block in C as mq's
+  -- own waiter does: cqueues would try to yield.
+  if not isyieldable() then return block(fds or {}, seconds) end
   if fds == nil or #fds == 0 then return sleep(seconds) end
   local objects = {}
   for i = 1, #fds do objects[i] = setmetatable({ fd = fds[i] }, Fd) end

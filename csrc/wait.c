@@ -78,43 +78,32 @@ enum lmq_hook_change lmq_block(lua_State *L, const lmq_hook *h, struct pollfd *f
 }
 
 /*
- * A hook mark (core.hook_mark): the hooks an lmq_hook compares, kept by a timed call that
- * goes back to Lua and comes back, or by mq.loop for a whole run. It holds no pointer that
- * is ever followed (the main thread is looked up afresh), so a forged mark only compares
- * wrong.
+ * A hook mark (core.hook_mark): an lmq_hook kept by a timed call that goes back to Lua and
+ * comes back, or by mq.loop for a whole run. Its `main` is never read: the main thread is
+ * looked up afresh, so a forged mark holds no pointer that is ever followed and only
+ * compares wrong.
  */
 #define HOOK_MARK "mq.hook_mark"
 
-typedef struct hook_mark {
-  lua_Hook hook, main_hook;
-  int mask, count, main_mask, main_count;
-} hook_mark;
-
 static void push_mark(lua_State *L, const lmq_hook *h) {
-  hook_mark *m = (hook_mark *)lua_newuserdatauv(L, sizeof *m, 0);
-  m->hook = h->hook;
-  m->mask = h->mask;
-  m->count = h->count;
-  m->main_hook = h->main_hook;
-  m->main_mask = h->main_mask;
-  m->main_count = h->main_count;
+  lmq_hook *m = (lmq_hook *)lua_newuserdatauv(L, sizeof *m, 0);
+  *m = *h;
+  m->main = NULL;
   luaL_setmetatable(L, HOOK_MARK);
 }
 
 /* The hooks as they are now into *h, or, when a mark is at `arg`, as the mark has them;
  * 1 when a mark was given. */
 static int load_mark(lua_State *L, int arg, lmq_hook *h) {
-  const hook_mark *m;
+  const lmq_hook *m;
+  lua_State *main_thread;
   lmq_hook_save(L, h);
   if (lua_isnoneornil(L, arg)) return 0;
-  m = (const hook_mark *)luaL_checkudata(L, arg, HOOK_MARK);
+  m = (const lmq_hook *)luaL_checkudata(L, arg, HOOK_MARK);
   luaL_argcheck(L, lua_rawlen(L, arg) == sizeof *m, arg, "not a hook mark");
-  h->hook = m->hook;
-  h->mask = m->mask;
-  h->count = m->count;
-  h->main_hook = m->main_hook;
-  h->main_mask = m->main_mask;
-  h->main_count = m->main_count;
+  main_thread = h->main;
+  *h = *m;
+  h->main = main_thread;
   return 1;
 }
 

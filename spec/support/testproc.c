@@ -94,21 +94,24 @@ static void tp_deadline_signal(int signo) {
                 LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 
-/* catch_deadline(signo): like catch(signo), and the handler enforces deadline(t). */
-static int tp_catch_deadline(lua_State *L) {
+/* Install `handler` (no SA_RESTART) for the signal at argument 1, after recording the main
+ * Lua state that handlers hook; true, or nil, message. */
+static int tp_hooking_handler(lua_State *L, void (*handler)(int)) {
   int signo = (int)luaL_checkinteger(L, 1);
   struct sigaction sa;
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   tp_main_state = lua_tothread(L, -1);
   lua_pop(L, 1);
   memset(&sa, 0, sizeof sa);
-  sa.sa_handler = tp_deadline_signal;
+  sa.sa_handler = handler;
   sigemptyset(&sa.sa_mask);
-  sa.sa_flags = 0;
   if (sigaction(signo, &sa, NULL) != 0) return tp_fail(L);
   lua_pushboolean(L, 1);
   return 1;
 }
+
+/* catch_deadline(signo): like catch(signo), and the handler enforces deadline(t). */
+static int tp_catch_deadline(lua_State *L) { return tp_hooking_handler(L, tp_deadline_signal); }
 
 /* A host's hook that only looks and goes: the handler of catch_tick sets it on the main
  * state; it counts its runs and clears itself, raising nothing. */
@@ -128,19 +131,7 @@ static void tp_tick_signal(int signo) {
 }
 
 /* catch_tick(signo): the signal's handler sets tp_tick_hook. ticks(): its runs so far. */
-static int tp_catch_tick(lua_State *L) {
-  int signo = (int)luaL_checkinteger(L, 1);
-  struct sigaction sa;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-  tp_main_state = lua_tothread(L, -1);
-  lua_pop(L, 1);
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = tp_tick_signal;
-  sigemptyset(&sa.sa_mask);
-  if (sigaction(signo, &sa, NULL) != 0) return tp_fail(L);
-  lua_pushboolean(L, 1);
-  return 1;
-}
+static int tp_catch_tick(lua_State *L) { return tp_hooking_handler(L, tp_tick_signal); }
 
 static int tp_tick_count(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)tp_ticks);

@@ -67,6 +67,11 @@ int lmq_not_a_queue(lua_State *L, int arg) {
   return luaL_typeerror(L, arg, LMQ_QUEUE_MT);
 }
 
+int lmq_is_queue(lua_State *L) {
+  lua_pushboolean(L, lmq_to_queue(L, 1) != NULL);
+  return 1;
+}
+
 lmq_queue *lmq_handle_push(lua_State *L, const char *path, size_t pathlen, size_t namelen) {
   lmq_queue *q = (lmq_queue *)lua_newuserdatauv(L, offsetof(lmq_queue, path) + pathlen + 1, 1);
   q->seal = (uintptr_t)q ^ lmq_seal_key;

@@ -69,6 +69,9 @@ static inline lmq_queue *lmq_to_queue(lua_State *L, int arg) {
   return NULL;
 }
 
+/* core.is_queue(v) -> whether v is a real handle (open or closed), for the Lua layer. */
+int lmq_is_queue(lua_State *L);
+
 /* Raise the usual "mq.queue expected" argument error. */
 int lmq_not_a_queue(lua_State *L, int arg);
 

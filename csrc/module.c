@@ -43,7 +43,9 @@ LUAMQ_EXPORT int luaopen_mq_core(lua_State *L) {
   lmq_control_register(L, methods);
   lmq_wait_register(L, module, methods);
   lua_setfield(L, module, "methods");       /* mq.lua adds the timed methods here */
-  lua_setfield(L, module, "metatable");     /* lets mq.select tell a handle apart */
+  lua_setfield(L, module, "metatable");
+  lua_pushcfunction(L, lmq_is_queue);       /* lets the Lua layer tell a handle apart */
+  lua_setfield(L, module, "is_queue");
   lua_pushcfunction(L, lmq_limits);
   lua_setfield(L, module, "limits");
   lua_pushcfunction(L, lmq_ignore_sigpipe);

@@ -47,6 +47,7 @@ local mq = {
 mq.sysv = { create = core.new, open = core.open, destroy = core.destroy }
 
 local methods = core.methods
+local is_queue = core.is_queue   -- the seal is checked: a forged handle is not one
 local queue_mt = core.metatable
 
 -- How the timed calls wait. A receive sleeps on its queue's readiness helper
@@ -79,10 +80,11 @@ local function check_type(v, n, fname, want, optional)
   argerror(n, fname, ("%s expected, got %s"):format(want, v == nil and "no value" or t))
 end
 
--- The handle a method was called on (the C core proves it is a real one).
+-- The handle a method was called on: a real one, not only something with its metatable.
 local function check_handle(q, fname)
-  if getmetatable(q) ~= queue_mt then
-    argerror(1, fname, ("mq.queue expected, got %s"):format(q == nil and "no value" or type(q)))
+  if not is_queue(q) then
+    argerror(1, fname, ("mq.queue expected, got %s"):format(q == nil and "no value"
+      or getmetatable(q) == queue_mt and "an object that only carries its metatable" or type(q)))
   end
 end
 
@@ -126,7 +128,7 @@ local function deadline_of(q, timeout, n, op)
 end
 
 local function interrupted(op, target)
-  local what = getmetatable(target) == queue_mt and tostring(target)
+  local what = is_queue(target) and tostring(target)
     or ("over %d queues"):format(rawlen(target))
   return nil, ("%s %s: interrupted by a signal"):format(op, what), "interrupted"
 end
@@ -302,7 +304,7 @@ end
 
 -- select's list entry: a handle, or {handle, selector}.
 local function select_handle(e)
-  if getmetatable(e) ~= queue_mt and type(e) == "table" then return rawget(e, 1), rawget(e, 2) end
+  if type(e) == "table" then return rawget(e, 1), rawget(e, 2) end
   return e
 end
 
@@ -315,7 +317,7 @@ end
 local function select_disarm(list, fds)
   for i = 1, rawlen(list) do
     local h = select_handle(rawget(list, i))
-    if fds[i] and getmetatable(h) == queue_mt then wait_disarm(h, fds[i]) end
+    if fds[i] and is_queue(h) then wait_disarm(h, fds[i]) end
   end
 end
 
@@ -351,7 +353,7 @@ function mq.select(handles, timeout, selector)
   local n = rawlen(handles)
   for i = 1, n do
     local h, own = select_handle(rawget(handles, i))
-    if getmetatable(h) ~= queue_mt then
+    if not is_queue(h) then
       argerror(1, "select", ("handle or {handle, selector} expected at index %d, got %s"):format(i,
         type(rawget(handles, i))))
     end

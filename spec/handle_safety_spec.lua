@@ -18,7 +18,8 @@ end
 
 -- The child for forged handles. arg: kind, testproc cpath, key of a queue the parent made.
 -- It prints ACCEPTED <fn> for every call that did not raise (or, for a C function, raised
--- something other than "mq.queue expected"), WROTE <fn> when the call changed the forgery's
+-- something other than "mq.queue expected"), MISNAMED <fn> for a Lua-layer call whose error
+-- does not name that call, WROTE <fn> when the call changed the forgery's
 -- bytes, and DONE when the real handle and queue came through unharmed.
 local FORGERY_CHILD = [[
 package.cpath = arg[2] .. ";" .. package.cpath
@@ -50,6 +51,9 @@ local function try(label, f, must_raise, ...)
     local is_c = debug.getinfo(f, "S").what == "C"
     if ok or (is_c and not tostring(err):find("mq.queue expected", 1, true)) then
       print("ACCEPTED", label, tostring(err)); bad = true
+    elseif not is_c and not tostring(err):find("to '" .. (label:match("^mq%.(.+)$") or label) .. "'", 1, true) then
+      -- The Lua layer's own methods refuse it themselves, naming the call, not an internal.
+      print("MISNAMED", label, tostring(err)); bad = true
     end
   elseif ok and label == "__tostring" and type(err) ~= "string" then
     print("ACCEPTED", label, "returned " .. type(err)); bad = true
@@ -114,6 +118,7 @@ describe("a forged handle", function()
       assert(ok and out:match("DONE\n$"),
         string.format("child exited %s:\n%s", tostring(code), out))
       assert.not_matches("ACCEPTED", out)
+      assert.not_matches("MISNAMED", out)
       assert.not_matches("WROTE", out)
     end)
   end

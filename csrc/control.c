@@ -19,6 +19,25 @@ static void set_int(lua_State *L, const char *k, lua_Integer v) {
   lua_setfield(L, -2, k);
 }
 
+void lmq_push_queue_row(lua_State *L, const lmq_queue_row *row, int with_capacity) {
+  lua_createtable(L, 0, 15);
+  set_int(L, "key", (lua_Integer)row->key);
+  set_int(L, "id", row->id);
+  set_int(L, "uid", (lua_Integer)row->uid);
+  set_int(L, "gid", (lua_Integer)row->gid);
+  set_int(L, "cuid", (lua_Integer)row->cuid);
+  set_int(L, "cgid", (lua_Integer)row->cgid);
+  set_int(L, "mode", (lua_Integer)row->mode);
+  set_int(L, "bytes", (lua_Integer)row->bytes);
+  set_int(L, "messages", (lua_Integer)row->messages);
+  if (with_capacity) set_int(L, "capacity", (lua_Integer)row->capacity);
+  set_int(L, "last_send_pid", (lua_Integer)row->last_send_pid);
+  set_int(L, "last_receive_pid", (lua_Integer)row->last_receive_pid);
+  set_int(L, "last_send_time", (lua_Integer)row->last_send_time);
+  set_int(L, "last_receive_time", (lua_Integer)row->last_receive_time);
+  set_int(L, "last_change_time", (lua_Integer)row->last_change_time);
+}
+
 /***
 The queue's state (`msgctl(IPC_STAT)`); needs read permission on the queue.
 @function queue:stat
@@ -31,26 +50,13 @@ The queue's state (`msgctl(IPC_STAT)`); needs read permission on the queue.
 static int q_stat(lua_State *L) {
   lmq_queue *q = lmq_check_queue(L, 1);
   struct msqid_ds ds;
+  lmq_queue_row row;
   int id = q->id;
   if (id < 0) return lmq_fail_closed(L, "stat", q);
   if (msgctl(id, IPC_STAT, &ds) != 0) return lmq_fail_ctl(L, "stat", q, errno);
+  lmq_queue_row_from_ds(id, &ds, &row);
   /* From here on the table's allocations may run finalizers: only locals are read. */
-  lua_createtable(L, 0, 15);
-  set_int(L, "messages", (lua_Integer)ds.msg_qnum);
-  set_int(L, "bytes", (lua_Integer)ds.__msg_cbytes);
-  set_int(L, "capacity", (lua_Integer)ds.msg_qbytes);
-  set_int(L, "last_send_pid", (lua_Integer)ds.msg_lspid);
-  set_int(L, "last_receive_pid", (lua_Integer)ds.msg_lrpid);
-  set_int(L, "last_send_time", (lua_Integer)ds.msg_stime);
-  set_int(L, "last_receive_time", (lua_Integer)ds.msg_rtime);
-  set_int(L, "last_change_time", (lua_Integer)ds.msg_ctime);
-  set_int(L, "uid", (lua_Integer)ds.msg_perm.uid);
-  set_int(L, "gid", (lua_Integer)ds.msg_perm.gid);
-  set_int(L, "cuid", (lua_Integer)ds.msg_perm.cuid);
-  set_int(L, "cgid", (lua_Integer)ds.msg_perm.cgid);
-  set_int(L, "mode", (lua_Integer)(ds.msg_perm.mode & 0777));
-  set_int(L, "key", (lua_Integer)ds.msg_perm.__key);
-  set_int(L, "id", id);
+  lmq_push_queue_row(L, &row, 1);
   return 1;
 }
 

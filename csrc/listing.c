@@ -17,34 +17,16 @@
 
 #include "lauxlib.h"
 
+#include "control.h"
 #include "errors.h"
 #include "listing.h"
 #include "names.h"
 #include "sysvtable.h"
 
-static void set_int(lua_State *L, const char *k, lua_Integer v) {
-  lua_pushinteger(L, v);
-  lua_setfield(L, -2, k);
-}
-
 /* Appends one row's table to the list at stack index 1 and indexes it by key
  * in the table at index 2 (private queues have no name to find). */
 static void add_row(lua_State *L, const lmq_queue_row *row) {
-  lua_createtable(L, 0, 15);
-  set_int(L, "key", (lua_Integer)row->key);
-  set_int(L, "id", row->id);
-  set_int(L, "uid", (lua_Integer)row->uid);
-  set_int(L, "gid", (lua_Integer)row->gid);
-  set_int(L, "cuid", (lua_Integer)row->cuid);
-  set_int(L, "cgid", (lua_Integer)row->cgid);
-  set_int(L, "mode", (lua_Integer)row->mode);
-  set_int(L, "bytes", (lua_Integer)row->bytes);
-  set_int(L, "messages", (lua_Integer)row->messages);
-  set_int(L, "last_send_pid", (lua_Integer)row->last_send_pid);
-  set_int(L, "last_receive_pid", (lua_Integer)row->last_receive_pid);
-  set_int(L, "last_send_time", (lua_Integer)row->last_send_time);
-  set_int(L, "last_receive_time", (lua_Integer)row->last_receive_time);
-  set_int(L, "last_change_time", (lua_Integer)row->last_change_time);
+  lmq_push_queue_row(L, row, 0);
   if (row->key != 0) {
     lua_pushvalue(L, -1);
     lua_rawseti(L, 2, (lua_Integer)row->key);

@@ -1,6 +1,6 @@
 /*
  * mq.list: the kernel's table of queues with the names that map to them.
- * Depends on sysvtable.h, names.h and errors.h.
+ * Depends on control.h (a row as a table), sysvtable.h, names.h and errors.h.
  */
 #ifndef LMQ_LISTING_H
 #define LMQ_LISTING_H

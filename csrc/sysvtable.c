@@ -11,7 +11,7 @@
 
 #define PROC_TABLE "/proc/sysvipc/msg"
 
-static void row_of_ds(int id, const struct msqid_ds *ds, lmq_queue_row *row) {
+void lmq_queue_row_from_ds(int id, const struct msqid_ds *ds, lmq_queue_row *row) {
   row->key = ds->msg_perm.__key;
   row->id = id;
   row->mode = (unsigned)ds->msg_perm.mode & 0777u;
@@ -85,7 +85,7 @@ int lmq_queue_row_of(int id, lmq_queue_row *row) {
   FILE *table;
   int found = 0;
   if (msgctl(id, IPC_STAT, &ds) == 0) {
-    row_of_ds(id, &ds, row);
+    lmq_queue_row_from_ds(id, &ds, row);
     return 0;
   }
   if (errno != EACCES) return -1;

@@ -21,6 +21,11 @@ typedef struct lmq_queue_row {
   long long last_send_time, last_receive_time, last_change_time;
 } lmq_queue_row;
 
+struct msqid_ds;
+
+/* The row of queue `id` from its msgctl(IPC_STAT) result. */
+void lmq_queue_row_from_ds(int id, const struct msqid_ds *ds, lmq_queue_row *row);
+
 /*
  * The row of queue `id`: 0, or -1 with errno (EINVAL or EIDRM: no such queue
  * now; anything else: the table could not be read).

@@ -40,6 +40,7 @@ describe("mq.list", function()
     for i, r in ipairs(list) do
       for _, f in ipairs(FIELDS) do assert.is_true(math.type(r[f]) == "integer", i .. "." .. f) end
       assert.is_true(r.name == nil or type(r.name) == "string")
+      assert.is_nil(r.capacity, "the kernel's table does not show a capacity")
     end
     local r = assert(row_of(list, q:id()))
     local st = q:stat()

@@ -48,6 +48,20 @@ local function shared_specs(adapter, fresh)
     q:close()
   end)
 
+  it("times out on the loop's clock while the loop runs other work", function()
+    adapter.install()
+    local q = H.fresh_key_queue()
+    local loop, got, ticks = fresh(), nil, 0
+    loop.spawn(function() got = { q:receive_timeout(0.05) } end)
+    for i = 1, 3 do loop.later(0.01 * i, function() ticks = ticks + 1 end) end
+    assert(loop.run(10))
+    assert.is_nil(got[1])
+    assert.are.equal("timeout", got[3])
+    assert.are.equal(3, ticks)
+    P.no_helper_left()
+    q:close()
+  end)
+
   it("wakes two coroutines waiting on one handle, each for its own type", function()
     adapter.install()
     local q = H.fresh_key_queue()
@@ -122,26 +136,6 @@ describe("mq.cqueues", function()
     }
   end)
 
-  it("times out on the controller's clock while other coroutines run", function()
-    adapter.install()
-    local q = H.fresh_key_queue()
-    local cq = cqueues.new()
-    local got, ticks = nil, 0
-    cq:wrap(function() got = { q:receive_timeout(0.05) } end)
-    cq:wrap(function()
-      for _ = 1, 3 do
-        cqueues.sleep(0.01)
-        ticks = ticks + 1
-      end
-    end)
-    assert(run(cq, 10))
-    assert.is_nil(got[1])
-    assert.are.equal("timeout", got[3])
-    assert.are.equal(3, ticks)
-    P.no_helper_left()
-    q:close()
-  end)
-
   it("leaves no thread when a controller with a waiting coroutine is collected", function()
     adapter.install()
     local q = H.fresh_key_queue()
@@ -202,24 +196,6 @@ describe("mq.luv", function()
       later = function(seconds, f) after(math.floor(seconds * 1000), f) end,
       run = run,
     }
-  end)
-
-  it("times out on a luv timer while the loop runs other callbacks", function()
-    adapter.install()
-    local q = H.fresh_key_queue()
-    local got, ticks = nil, 0
-    go(function() got = { q:receive_timeout(0.05) } end)
-    local t = uv.new_timer()
-    t:start(10, 10, function()
-      ticks = ticks + 1
-      if ticks == 3 then t:close() end
-    end)
-    assert(run(10))
-    assert.is_nil(got[1])
-    assert.are.equal("timeout", got[3])
-    assert.are.equal(3, ticks)
-    P.no_helper_left()
-    q:close()
   end)
 
   -- In a child process: a luv loop left polling a closed fd aborts the process.

@@ -447,6 +447,17 @@ static int wait_disarm(lua_State *L) {
   return 0;
 }
 
+/** core.sleep(seconds): the default waiter's sleep outside a coroutine (nothing for <= 0 or
+ * NaN). It is lmq_block on no fds, so a signal whose handler changes a hook ends it early,
+ * also one that lands between the hook check and the sleep. */
+static int core_sleep(lua_State *L) {
+  double seconds = (double)luaL_checknumber(L, 1);
+  lmq_hook hook;
+  lmq_hook_save(L, &hook);
+  lmq_block(L, &hook, NULL, 0, seconds > 0 ? seconds : 0);
+  return 0;
+}
+
 /** core.block(fds, seconds [, mark]) -> ready | false, "signal" | false,
  * "interrupted": sleep until one of the fds (an array of integers, possibly
  * empty) is readable or `seconds` (inf: for ever) have passed; `ready` lists
@@ -501,6 +512,7 @@ void lmq_wait_register(lua_State *L, int module, int methods) {
     {"wait_arm", wait_arm},
     {"wait_disarm", wait_disarm},
     {"block", core_block},
+    {"sleep", core_sleep},
     {"hook_mark", core_hook_mark},
     {"hook_changed", core_hook_changed},
     {NULL, NULL}

@@ -37,7 +37,8 @@ enum lmq_hook_change lmq_hook_changed(lua_State *L, const lmq_hook *h);
 enum lmq_hook_change lmq_block(lua_State *L, const lmq_hook *h, struct pollfd *fds, int nfds,
                                double seconds);
 
-/* core.wait_send, wait_receive, wait_select, wait_arm, wait_disarm and block
+/* core.wait_send, wait_receive, wait_select, wait_arm, wait_disarm, block, sleep, hook_mark
+ * and hook_changed
  * into the module table at `module`; q:arm and q:disarm into `methods`. */
 void lmq_wait_register(lua_State *L, int module, int methods);
 

@@ -483,6 +483,45 @@ describe("bin/mq", function()
       assert.equal("the message", H.read_file(path))
       assert.equal(0, q:stat().messages)
     end)
+
+    it("waits for room to put a message back while another sender takes the room it made: "
+      .. "exit 3 with the message put back or saved, never an internal error", function()
+      q:close()
+      local kq, key = H.fresh_key_queue()
+      q = kq
+      assert(q:set_capacity(20))
+      assert(q:send("two\nlines", 1))           -- 9 bytes line framing refuses, taken first
+      assert(q:send(string.rep("x", 11), 2))    -- and the queue is full
+      -- A sender spinning on the other CPU usually takes the room recv makes before the
+      -- put-back can: then the put-back must wait (in recv's coroutine it used to yield).
+      local P = require "support.proc"
+      local ready = P.flag()
+      local sender = P.spawn(string.format([[
+        local mq = require "mq"
+        local core = require "mq.core"
+        local q = assert(mq.open(%d, mq.O_WRONLY | mq.O_NONBLOCK))
+        io.open(%q, "w"):close()
+        local stop = core.monotonic() + 20
+        repeat local sent = q:send("refilled!", 3) until sent or core.monotonic() > stop
+      ]], key, ready))
+      assert(P.wait_file(ready, 20), "the sender never started")
+      local code, err = cli({ "recv", tostring(key), "--count", "1" }, "2>&1 >/dev/null")
+      assert.equal(3, code, err)
+      local got = {}
+      local path = err:match("it could not be put back %(send_timeout [^\n]*timed out[^\n]*%), so it "
+        .. "was saved to (%S+)\n$")
+      if path then
+        files[#files + 1] = path
+        got[1] = { H.read_file(path), 1 }
+      else
+        assert.matches("; it was put back at the end of the queue\n$", err)
+      end
+      -- Taking what the queue holds makes room for the sender, whose message comes last.
+      for data, t in q:messages(2) do got[#got + 1] = { data, t } end
+      assert(sender:finish(10))
+      table.sort(got, function(a, b) return a[2] < b[2] end)
+      assert.same({ { "two\nlines", 1 }, { string.rep("x", 11), 2 }, { "refilled!", 3 } }, got)
+    end)
   end)
 
   describe("refuses keys that are IPC_PRIVATE or wider than 32 bits", function()

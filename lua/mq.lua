@@ -127,14 +127,17 @@ local function deadline_of(q, timeout, n, op)
   return monotonic() + timeout
 end
 
-local function interrupted(op, target)
-  local what = is_queue(target) and tostring(target)
-    or ("over %d queues"):format(rawlen(target))
-  return nil, ("%s %s: interrupted by a signal"):format(op, what), "interrupted"
+-- What a timed call waits on, for its messages: a handle, or select's list.
+local function waited_on(target)
+  return is_queue(target) and tostring(target) or ("over %d queues"):format(rawlen(target))
 end
 
-local function timed_out(op, q, timeout)
-  return nil, ("%s %s: timed out after %g s"):format(op, tostring(q), timeout), "timeout"
+local function interrupted(op, target)
+  return nil, ("%s %s: interrupted by a signal"):format(op, waited_on(target)), "interrupted"
+end
+
+local function timed_out(op, target, timeout)
+  return nil, ("%s %s: timed out after %g s"):format(op, waited_on(target), timeout), "timeout"
 end
 
 -- A wait's readiness helpers are disarmed however it ends, an error included.
@@ -167,27 +170,30 @@ local function wait_until(op, target, deadline, timeout, attempt, a, b, cwait, a
       mark = r3
     end
   end
+  -- A call that finds its message at once allocates nothing.
+  local r1, r2, r3 = attempt(target, a, b, op)
+  if r1 ~= false then return r1, r2, r3 end
   local use_fds = waiter_takes_fds and threads and arm ~= nil
   local armed <close> = use_fds and setmetatable({ target = target, disarm = disarm }, DISARM) or nil
   local spins, step, cap = poll.spins, poll.min, poll.max
   -- Where the waiter cannot yield (on the main thread too), the hooks the wait began with
-  -- are kept (`mark`, taken once the first try found nothing, so that a call that finds its
-  -- message at once allocates nothing). From a coroutine, a change of the main thread's hook
+  -- are kept (`mark`). From a coroutine, a change of the main thread's hook
   -- can only be a signal handler's (lua.c's Ctrl-C), which only ending the call lets run.
   -- A change of this thread's own hook gets its chance to run with the next Lua call; if it
   -- is still there after another waiter call, it could not run (in a finalizer): the same.
   local stuck = not isyieldable()
-  local tries, mark, hooked = 0, nil, false
+  local tries, mark, hooked = 0, stuck and hook_mark() or nil, false
   while true do
-    local r1, r2, r3 = attempt(target, a, b, op)
-    if r1 ~= false then return r1, r2, r3 end
     local now = monotonic()
     if now >= deadline then return timed_out(op, target, timeout) end
-    if stuck and not mark then mark = hook_mark() end
     tries = tries + 1
     if tries > spins then
       local fds = use_fds and arm(target, a, armed.fds)
-      if use_fds then armed.fds = fds or nil end   -- a failed re-arm freed the old helpers
+      if use_fds and not fds then     -- a failed arm freed the old helpers: poll from here on
+        armed.fds, use_fds = nil, false
+      elseif fds then
+        armed.fds = fds
+      end
       if fds then
         waiter(deadline - now, fds)
       else
@@ -202,6 +208,8 @@ local function wait_until(op, target, deadline, timeout, attempt, a, b, cwait, a
         hooked = why == "signal"
       end
     end
+    r1, r2, r3 = attempt(target, a, b, op)
+    if r1 ~= false then return r1, r2, r3 end
   end
 end
 
@@ -363,20 +371,14 @@ function mq.select(handles, timeout, selector)
   if n == 0 then return nil, "select: no queues given", "invalid" end
   if timeout ~= timeout then   -- closed comes before invalid; nothing is received
     for i = 1, n do
-      local h = select_handle(rawget(handles, i))
-      if not h:id() then
-        return nil, ("select %s: the handle is closed"):format(tostring(h)), "closed"
-      end
+      local ok, msg, code = check_open(select_handle(rawget(handles, i)), "select")
+      if not ok then return nil, msg, code end
     end
     return nil, "select: the timeout is NaN", "invalid"
   end
   local deadline = (timeout < 0 or timeout == huge) and huge or monotonic() + timeout
-  local r1, r2, r3 = wait_until("select", handles, deadline, timeout, select_attempt, selector, nil,
+  return wait_until("select", handles, deadline, timeout, select_attempt, selector, nil,
     cwait_select, select_arm, select_disarm)
-  if r1 == nil and r3 == "timeout" then
-    return nil, ("select over %d queues: timed out after %g s"):format(n, timeout), "timeout"
-  end
-  return r1, r2, r3
 end
 
 --- Set how timed calls wait when they do not wait in C (inside a coroutine, or

@@ -303,9 +303,16 @@ describe("mq functions", function()
       assert.are.equal(1, a:stat().messages)
     end)
 
-    it("fails with timeout when nothing comes", function()
-      H.fails("timeout", mq.select({ a, b }, 0.02))
+    it("fails with timeout when nothing comes, naming how many queues it watched", function()
+      local msg = H.fails("timeout", mq.select({ a, b }, 0.02))
+      assert.equal("select over 2 queues: timed out after 0.02 s", msg)
       H.fails("timeout", mq.select({ a, b }, 0))
+      -- The same through a waiter of the caller's (the wait in Lua rather than in C).
+      mq.set_waiter(function(s) require("mq.core").sleep(s) end)
+      local ok, v, m, code = pcall(mq.select, { a, b }, 0.02)
+      mq.set_waiter(nil)
+      assert(ok, v)
+      assert.equal("select over 2 queues: timed out after 0.02 s", H.fails("timeout", v, m, code))
     end)
 
     it("keeps polling until a message arrives", function()

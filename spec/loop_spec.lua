@@ -99,6 +99,29 @@ describe("mq.loop", function()
     q:close()
   end)
 
+  it("lets timed calls that find their message at once allocate nothing (receive, select)", function()
+    local q = H.fresh_key_queue()
+    local loop, per_call, list = new_loop(), {}, { q }
+    loop:spawn(function()
+      for _, call in ipairs({ function() return q:receive_timeout(1) end,
+                              function() return mq.select(list, 1) end }) do
+        assert(q:send("x"))
+        assert(call())                        -- warm: the handle's buffer, the interned "x"
+        collectgarbage("stop")
+        local before = collectgarbage("count")
+        for _ = 1, 1000 do
+          assert(q:send("x"))
+          assert(call())
+        end
+        per_call[#per_call + 1] = (collectgarbage("count") - before) * 1024 / 1000
+        collectgarbage("restart")
+      end
+    end)
+    assert.is_true(loop:run(10))
+    for i, bytes in ipairs(per_call) do assert(bytes < 16, i .. ": " .. bytes .. " bytes per call") end
+    q:close()
+  end)
+
   it("restores the waiter that was set before run", function()
     local function mine(s) return s end
     mq.set_waiter(mine, { fds = true })

@@ -22,6 +22,7 @@
 #include "lauxlib.h"
 
 #include "address.h"
+#include "control.h"
 #include "handle.h"
 #include "names.h"
 #include "sysvtable.h"
@@ -92,32 +93,10 @@ static int check_where(lua_State *L, int arg, where *w, const char *op) {
   return luaL_typeerror(L, arg, "string (queue name) or integer (key)");
 }
 
-/* perm: nil (0600), an integer, or a string of 1 to 4 octal digits; bits of 0666 only. */
+/* perm, as lmq_check_perm takes it (nil: 0600); a bad value fails naming the queue. */
 static int check_perm(lua_State *L, int arg, const char *op, const where *w, int *perm) {
-  lua_Integer p = 0600;
-  int t = lua_type(L, arg);
-  if (t == LUA_TNUMBER) {
-    int isint;
-    p = lua_tointegerx(L, arg, &isint);
-    if (!isint) return fail_where(L, op, w, LMQ_EINVALID, "perm must be an integer");
-  } else if (t == LUA_TSTRING) {
-    size_t len, i;
-    const char *s = lua_tolstring(L, arg, &len);
-    if (len < 1 || len > 4)
-      return fail_where(L, op, w, LMQ_EINVALID, "perm must be 1 to 4 octal digits");
-    p = 0;
-    for (i = 0; i < len; i++) {
-      if (s[i] < '0' || s[i] > '7')
-        return fail_where(L, op, w, LMQ_EINVALID, "perm must be 1 to 4 octal digits");
-      p = p * 8 + (s[i] - '0');
-    }
-  } else if (t != LUA_TNIL && t != LUA_TNONE) {
-    return luaL_typeerror(L, arg, "integer or octal string");
-  }
-  if (p < 0 || (p & ~(lua_Integer)0666) != 0)
-    return fail_where(L, op, w, LMQ_EINVALID, "perm may only hold read and write bits (0666)");
-  *perm = (int)p;
-  return 0;
+  const char *problem = lmq_check_perm(L, arg, 1, perm);
+  return problem == NULL ? 0 : fail_where(L, op, w, LMQ_EINVALID, problem);
 }
 
 /* open flags: the module's own bits (`allowed` of them); no access bit means read-write.

@@ -1,7 +1,8 @@
 /*
  * Addressing a queue by name or integer key: mq.new, mq.open, mq.destroy,
  * q:destroy and mq.ftok. Names go through names.c, handles come from
- * handle.c. Depends on names.h, handle.h and errors.h.
+ * handle.c, perm is read as control.c reads it. Depends on names.h, handle.h, control.h
+ * and errors.h.
  */
 #ifndef LMQ_ADDRESS_H
 #define LMQ_ADDRESS_H

@@ -19,6 +19,29 @@ static void set_int(lua_State *L, const char *k, lua_Integer v) {
   lua_setfield(L, -2, k);
 }
 
+const char *lmq_check_perm(lua_State *L, int arg, int optional, int *perm) {
+  lua_Integer p = 0600;
+  int t = lua_type(L, arg);
+  if (t == LUA_TNUMBER) {
+    int isint;
+    p = lua_tointegerx(L, arg, &isint);
+    if (!isint) return "perm must be an integer";
+  } else if (t == LUA_TSTRING) {
+    size_t len, i;
+    const char *s = lua_tolstring(L, arg, &len);
+    if (len < 1 || len > 4) return "perm must be 1 to 4 octal digits";
+    for (p = 0, i = 0; i < len; i++) {
+      if (s[i] < '0' || s[i] > '7') return "perm must be 1 to 4 octal digits";
+      p = p * 8 + (s[i] - '0');
+    }
+  } else if (!optional || (t != LUA_TNIL && t != LUA_TNONE)) {
+    luaL_typeerror(L, arg, "integer or octal string");
+  }
+  if (p < 0 || (p & ~(lua_Integer)0666) != 0) return "perm may only hold read and write bits (0666)";
+  *perm = (int)p;
+  return NULL;
+}
+
 void lmq_push_queue_row(lua_State *L, const lmq_queue_row *row, int with_capacity) {
   lua_createtable(L, 0, 15);
   set_int(L, "key", (lua_Integer)row->key);
@@ -170,27 +193,12 @@ static int q_set_mode(lua_State *L) {
   static const char op[] = "set_mode";
   lmq_queue *q = lmq_check_queue(L, 1);
   change c = {0};
-  lua_Integer p = 0;
-  int ok = 1, t = lua_type(L, 2);
-  if (t == LUA_TNUMBER) {
-    ok = integer_in(L, 2, 0, 0666, &p);
-  } else if (t == LUA_TSTRING) {
-    size_t len, i;
-    const char *s = lua_tolstring(L, 2, &len);
-    ok = len >= 1 && len <= 4;
-    for (i = 0; ok && i < len; i++) {
-      ok = s[i] >= '0' && s[i] <= '7';
-      p = p * 8 + (s[i] - '0');
-    }
-  } else {
-    return luaL_typeerror(L, 2, "integer or octal string");
-  }
+  int perm = 0;
+  const char *problem = lmq_check_perm(L, 2, 0, &perm);
   if (q->id < 0) return lmq_fail_closed(L, op, q);
-  if (!ok || (p & ~(lua_Integer)0666) != 0)
-    return lmq_fail_queue(L, op, q, LMQ_EINVALID,
-                          "perm must be 1 to 4 octal digits, or an integer, of read and write bits (0666)");
+  if (problem != NULL) return lmq_fail_queue(L, op, q, LMQ_EINVALID, problem);
   c.set_mode = 1;
-  c.mode = (unsigned)p;
+  c.mode = (unsigned)perm;
   return ipc_set(L, op, q, &c);
 }
 

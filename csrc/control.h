@@ -10,6 +10,11 @@
 
 #include "sysvtable.h"
 
+/* A perm argument at `arg`, as new, open and set_mode take it: nil (only when `optional`;
+ * then 0600), an integer, or a string of 1 to 4 octal digits; bits of 0666 only. A wrong
+ * Lua type raises. Returns NULL with *perm set, or why the value is invalid. */
+const char *lmq_check_perm(lua_State *L, int arg, int optional, int *perm);
+
 /* Push a queue's row as the table q:stat returns, the one shape mq.list's rows share;
  * `capacity` only when the row has it (/proc/sysvipc/msg does not show it). */
 void lmq_push_queue_row(lua_State *L, const lmq_queue_row *row, int with_capacity);

@@ -99,6 +99,13 @@ int lmq_opt_selector(lua_State *L, int arg, long *msgtyp, int *msgflg) {
   return 1;
 }
 
+int lmq_fail_selector(lua_State *L, const char *op, lmq_queue *q, int ok) {
+  if (q->id < 0) return lmq_fail_closed(L, op, q);
+  if (ok == -1) return lmq_fail_queue(L, op, q, LMQ_EUNSUPPORTED, "this system lacks MSG_EXCEPT");
+  return lmq_fail_queue(L, op, q, LMQ_EINVALID,
+                        "the selector must be an integer type or {except = type >= 1}");
+}
+
 /* Polls carry the Lua-level operation's name (e.g. "receive_timeout") in argument 4. */
 static const char *op_name(lua_State *L, enum wait_mode mode, const char *dflt) {
   if (mode == POLL && lua_type(L, 4) == LUA_TSTRING) return lua_tostring(L, 4);
@@ -258,12 +265,7 @@ static int receive_message(lua_State *L, enum wait_mode mode) {
                         default_max, flags, mode);
   }
   op = op_name(L, mode, "receive");
-  if (q->id < 0) return lmq_fail_closed(L, op, q);
-  if (ok == -1)
-    return lmq_fail_queue(L, op, q, LMQ_EUNSUPPORTED, "this system lacks MSG_EXCEPT");
-  if (!ok)
-    return lmq_fail_queue(L, op, q, LMQ_EINVALID,
-                          "the selector must be an integer type or {except = type >= 1}");
+  if (q->id < 0 || ok != 1) return lmq_fail_selector(L, op, q, ok);
   if (!max_ok)
     return lmq_fail_queue(L, op, q, LMQ_EINVALID, "maxsize must be an integer within 1 .. 2^31-1");
   return lmq_fail_queue(L, op, q, LMQ_EDENIED, "the handle is write-only");

@@ -22,6 +22,10 @@ int lmq_try_receive(lua_State *L, int qidx, struct lmq_queue *q, long msgtyp, in
  * msgrcv's msgtyp and msgflg: 1, 0 for a bad value, -1 without MSG_EXCEPT. */
 int lmq_opt_selector(lua_State *L, int arg, long *msgtyp, int *msgflg);
 
+/* The failure of `op` on q for a selector lmq_opt_selector judged `ok`: closed first,
+ * then unsupported (-1) or invalid (0). */
+int lmq_fail_selector(lua_State *L, const char *op, struct lmq_queue *q, int ok);
+
 /* Add send/receive/peek to the methods table at `methods` and the polls to the
  * module table at `module`. */
 void lmq_transfer_register(lua_State *L, int methods, int module);

@@ -288,13 +288,7 @@ static int select_round(lua_State *L, lua_Integer n, const char *op, struct poll
     long msgtyp = 0;
     int msgflg = 0, ok, r;
     lmq_queue *q = select_entry(L, i, &msgtyp, &msgflg, &ok);
-    if (ok != 1) {
-      if (q->id < 0) return lmq_fail_closed(L, op, q);
-      if (ok == -1)
-        return lmq_fail_queue(L, op, q, LMQ_EUNSUPPORTED, "this system lacks MSG_EXCEPT");
-      return lmq_fail_queue(L, op, q, LMQ_EINVALID,
-                            "the selector must be an integer type or {except = type >= 1}");
-    }
+    if (ok != 1) return lmq_fail_selector(L, op, q, ok);
     r = lmq_try_receive(L, lua_gettop(L), q, msgtyp, msgflg, op);
     if (r != 1) return 3;                  /* handle, data, type; or nil, message, code */
     if (fds != NULL && *armed) {
@@ -393,11 +387,7 @@ static int q_arm(lua_State *L) {
   lmq_queue *q = lmq_check_queue(L, 1);
   long msgtyp = 0;
   int msgflg = 0, ok = lmq_opt_selector(L, 2, &msgtyp, &msgflg), fd;
-  if (q->id < 0) return lmq_fail_closed(L, op, q);
-  if (ok == -1) return lmq_fail_queue(L, op, q, LMQ_EUNSUPPORTED, "this system lacks MSG_EXCEPT");
-  if (ok == 0)
-    return lmq_fail_queue(L, op, q, LMQ_EINVALID,
-                          "the selector must be an integer type or {except = type >= 1}");
+  if (q->id < 0 || ok != 1) return lmq_fail_selector(L, op, q, ok);
   if (!(q->flags & LMQ_O_RDONLY)) return lmq_fail_queue(L, op, q, LMQ_EDENIED, "the handle is write-only");
   fd = lmq_handle_arm_user(q, msgtyp, msgflg);
   if (fd < 0) {

@@ -174,19 +174,20 @@ static int address_new(lua_State *L) {
   return 1;
 }
 
-/* mq.open with O_CREAT on a key: create it, or open the one there; *created says which. */
-static int open_or_create_key(const where *w, int perm, int access, int *id, int *created) {
+/* mq.open with O_CREAT on a key: create it, or open the one there; the id, or -1 with
+ * errno. *created says which. */
+static int open_or_create_key(const where *w, int perm, int access, int *created) {
   int round;
   for (round = 0; round < 1000; round++) {
-    *id = msgget(w->key, IPC_CREAT | IPC_EXCL | perm);
-    if (*id >= 0 || errno != EEXIST) {
-      *created = *id >= 0;
-      return *id;
+    int id = msgget(w->key, IPC_CREAT | IPC_EXCL | perm);
+    if (id >= 0 || errno != EEXIST) {
+      *created = id >= 0;
+      return id;
     }
-    *id = msgget(w->key, access);
-    if (*id >= 0 || errno != ENOENT) {
+    id = msgget(w->key, access);
+    if (id >= 0 || errno != ENOENT) {
       *created = 0;
-      return *id;
+      return id;
     }
     /* Removed between the two calls: try to create it again. */
   }
@@ -236,7 +237,7 @@ static int address_open(lua_State *L) {
     if (r != 0) return fail_name(L, op, &w);
     w.key = w.n.key;
   } else {
-    id = create ? open_or_create_key(&w, perm, access, &id, &created) : msgget(w.key, access);
+    id = create ? open_or_create_key(&w, perm, access, &created) : msgget(w.key, access);
     if (id < 0) {
       int err = errno;
       if (err == ENOENT) return fail_where(L, op, &w, LMQ_ENOTFOUND, "no such queue");

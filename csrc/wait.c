@@ -344,7 +344,7 @@ static int wait_select(lua_State *L) {
   lua_settop(L, SELECT_TOP - 1);
   lua_pushnil(L);                          /* SELECT_TOP: the pollfd array, once needed */
   for (;;) {
-    if (helpers && !armed && b.tries >= b.spins) {
+    if (helpers && b.tries >= b.spins) {     /* armed is 0 at the top of each round */
       if (fds == NULL) {
         lua_Integer i;
         fds = (struct pollfd *)lua_newuserdatauv(L, (size_t)count * sizeof *fds, 0);

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <linux/capability.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
@@ -250,6 +251,23 @@ static int address_open(lua_State *L) {
   return 2;
 }
 
+/* Whether this process is in group a or b: its effective group or any supplementary one,
+ * however many it has (no allocation for up to 64). */
+static int in_either_group(gid_t a, gid_t b) {
+  gid_t some[64], *groups = some;
+  int i, n, member = getegid() == a || getegid() == b;
+  if (member) return 1;
+  n = getgroups(64, some);
+  if (n < 0 && errno == EINVAL) {        /* more than 64: ask how many, then read them all */
+    int count = getgroups(0, NULL);
+    groups = count > 0 ? (gid_t *)malloc((size_t)count * sizeof *groups) : NULL;
+    n = groups != NULL ? getgroups(count, groups) : -1;
+  }
+  for (i = 0; i < n && !member; i++) member = groups[i] == a || groups[i] == b;
+  if (groups != some) free(groups);
+  return member;
+}
+
 /* Whether this process may use a queue with `access` by the kernel's rules
  * (ipcperms): owner or creator bits, then group, then other; CAP_IPC_OWNER
  * may do anything. Only for private queues, which msgget cannot ask about. */
@@ -260,12 +278,8 @@ static int allowed(const lmq_queue_row *row, int access) {
   if (bypasses_permissions()) return 1;
   if (me == row->uid || me == row->cuid) {
     bits >>= 6;
-  } else {
-    gid_t groups[256];
-    int i, n = getgroups(256, groups);
-    int member = getegid() == row->gid || getegid() == row->cgid;
-    for (i = 0; i < n && !member; i++) member = groups[i] == row->gid || groups[i] == row->cgid;
-    if (member) bits >>= 3;
+  } else if (in_either_group(row->gid, row->cgid)) {
+    bits >>= 3;
   }
   return (bits & want) == want;
 }

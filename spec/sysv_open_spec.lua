@@ -529,6 +529,31 @@ describe("mq.open_id", function()
     end
   end)
 
+  -- Group bits count for every supplementary group, however many: the kernel's rule. With
+  -- the queue's group 301st of the second user's groups, open_id of a private queue must
+  -- agree with msgget on its keyed twin.
+  it("counts a supplementary group however many the process has, as the kernel does", function()
+    if not ROOT then return pending("needs root to run a child with 301 groups (setpriv)") end
+    local keyed = H.fresh_key_queue("0060")
+    local private = assert(mq.new(mq.PRIVATE, "0060"))
+    X.made_id(private:id())
+    for _, h in ipairs({ keyed, private }) do assert(h:set_owner(0, 4242)) end
+    local groups = {}
+    for g = 1, 300 do groups[g] = tostring(20000 + g) end
+    groups[#groups + 1] = "4242"
+    local prefix = H.nobody():gsub("%-%-clear%-groups", "--groups=" .. table.concat(groups, ","))
+    local ok, code, out = H.sh(string.format("%s timeout 20 %s -e %s - %d %d", prefix, H.LUA,
+      H.shell_quote([[
+        local mq = require "mq"
+        local function c(...) local r = table.pack(...) return r[1] == nil and r[3] or "ok" end
+        print(c(mq.open_id(tonumber(arg[1]), mq.O_RDONLY)), c(mq.open_id(tonumber(arg[2]), mq.O_RDONLY)))
+      ]]), keyed:id(), private:id()))
+    assert(ok, tostring(code) .. ": " .. out)
+    assert.are.equal("ok\tok\n", out)
+    keyed:close()
+    private:close()
+  end)
+
   -- The kernel lets a process with CAP_IPC_OWNER past the permission bits, whatever its uid,
   -- and no other: root without it is held to them, uid 65534 with it is not. open_id of a
   -- private queue and open with O_CREAT's owner-bits check must follow the same rule as
